@@ -1,0 +1,30 @@
+"""course_lib: the companion library of the course on generating audio with deep learning.
+
+Modules (import the one you need; nothing heavy is imported here):
+
+- ``course_lib.settings``    profile (quick/full), online/offline, device, seeds
+- ``course_lib.audio``       load, save, resample, normalise, play, plot
+- ``course_lib.spectrogram`` batched STFT, mel, dB, Griffin-Lim, ``Mel`` (image <-> audio)
+- ``course_lib.preprocess``  the classic spectrogram preprocessing pipeline, done right and batched
+- ``course_lib.synth``       course-made sound: tones, chirps, chords, drums, music styles
+- ``course_lib.data``        dataset rows, offline datasets, on-disk caching
+- ``course_lib.metrics``     spectral convergence and friends
+- ``course_lib.checks``      feedback for exercises
+- ``course_lib.exercises``   builds exercise notebooks from solutions
+- ``course_lib.grade``       the teacher's grader
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["Mel", "__version__"]
+
+
+def __getattr__(name: str):
+    # ``from course_lib import Mel`` without importing torch at package import time.
+    if name == "Mel":
+        from course_lib.spectrogram import Mel
+
+        return Mel
+    raise AttributeError(f"module 'course_lib' has no attribute {name!r}")

@@ -1,0 +1,202 @@
+"""One place that decides how the course runs: profile, online/offline, device and seeds.
+
+Every notebook reads these in its parameters cell, so that a single environment variable
+switches the whole course between a quick run (CI, a first look) and the full lesson.
+
+- ``COURSE_PROFILE``: ``quick`` or ``full`` (default ``full``). The quick profile shrinks
+  sizes, steps and data; it never skips a cell or a code path.
+- ``HF_HUB_OFFLINE``: when set to a true value the course never tries the Hub. Otherwise a
+  short network probe (at most about one second) decides, and its answer is cached.
+- ``COURSE_OFFLINE``: force offline mode for the course alone (``1``) or force online (``0``).
+- ``COURSE_DEVICE``: force a device (``cpu``, ``cuda``, ``mps``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+PROFILES = ("quick", "full")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+# The host the probe asks. Only a TCP connect is attempted; nothing is downloaded.
+HUB_HOST = "huggingface.co"
+HUB_PORT = 443
+
+_online_cache: bool | None = None
+
+
+def profile() -> str:
+    """The active profile, ``"quick"`` or ``"full"``, read from ``COURSE_PROFILE``."""
+    value = os.environ.get("COURSE_PROFILE", "full").strip().lower() or "full"
+    if value not in PROFILES:
+        raise ValueError(
+            f"COURSE_PROFILE={value!r} is not a known profile; use one of {PROFILES} "
+            "(for example `export COURSE_PROFILE=quick`)."
+        )
+    return value
+
+
+def is_quick() -> bool:
+    """True in the quick profile (CI, a first look)."""
+    return profile() == "quick"
+
+
+def pick(quick: T, full: T) -> T:
+    """Return ``quick`` in the quick profile and ``full`` otherwise.
+
+    Use it for sizes, steps and data amounts, never to skip code: both values must take
+    the same code path.
+    """
+    return quick if is_quick() else full
+
+
+def _env_flag(name: str) -> bool | None:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    raw = raw.strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ValueError(f"{name}={raw!r} is not a yes/no value; use 1 or 0.")
+
+
+def _probe(host: str, port: int, timeout: float) -> bool:
+    """Try a TCP connect in a daemon thread and give up after ``timeout`` seconds.
+
+    DNS look-ups ignore socket timeouts, so the whole attempt runs in a thread that we stop
+    waiting for: the answer always comes within ``timeout`` seconds.
+    """
+    result: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def is_online(timeout: float = 1.0, refresh: bool = False) -> bool:
+    """Whether the model Hub can be used.
+
+    Honours ``HF_HUB_OFFLINE`` (and ``COURSE_OFFLINE``) first; otherwise probes the Hub once
+    with a connect that answers within ``timeout`` seconds, and caches the answer.
+    """
+    global _online_cache
+    course_offline = _env_flag("COURSE_OFFLINE")
+    if course_offline is not None:
+        return not course_offline
+    if _env_flag("HF_HUB_OFFLINE") or _env_flag("TRANSFORMERS_OFFLINE"):
+        return False
+    if _online_cache is None or refresh:
+        if not (0 < timeout <= 5):
+            raise ValueError(f"timeout={timeout!r}: give a probe time between 0 and 5 seconds.")
+        _online_cache = _probe(HUB_HOST, HUB_PORT, timeout)
+    return _online_cache
+
+
+def go_offline() -> None:
+    """Tell the Hub libraries not to try the network (used when the probe says offline).
+
+    Without this, ``from_pretrained`` can spend minutes retrying a Hub it cannot reach.
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    try:  # huggingface_hub reads the variable at import; update its constant too
+        import huggingface_hub.constants as hub_constants
+
+        hub_constants.HF_HUB_OFFLINE = True
+    except Exception:  # pragma: no cover - optional
+        pass
+
+
+def device(prefer: str | None = None) -> str:
+    """The device to compute on: ``COURSE_DEVICE`` if set, else cuda, then mps, then cpu."""
+    import torch
+
+    choice = (prefer or os.environ.get("COURSE_DEVICE", "")).strip().lower()
+    if choice:
+        if choice not in ("cpu", "cuda", "mps") and not choice.startswith("cuda:"):
+            raise ValueError(f"device {choice!r} is unknown; use 'cpu', 'cuda' or 'mps'.")
+        if choice.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(
+                f"device {choice!r} was asked for but no CUDA GPU is visible; use 'cpu' or unset COURSE_DEVICE."
+            )
+        if choice == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError("device 'mps' was asked for but is not available; use 'cpu'.")
+        return choice
+    if torch.cuda.is_available():
+        return "cuda"
+    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def seed_everything(seed: int = 0) -> Any:
+    """Seed Python, NumPy and torch, and return a ``torch.Generator`` seeded the same way.
+
+    On the CPU the same seed gives the same output twice.
+    """
+    import torch
+
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed={seed!r}: give a non-negative integer, e.g. seed_everything(0).")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def in_colab() -> bool:
+    """True when running inside Google Colab."""
+    return "google.colab" in sys.modules
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A snapshot of the settings a notebook runs with."""
+
+    profile: str
+    online: bool
+    device: str
+    seed: int
+    colab: bool
+
+    def __str__(self) -> str:
+        where = "Colab" if self.colab else "local"
+        net = "online (Hub models)" if self.online else "offline (course-made data and checkpoints)"
+        return f"profile={self.profile} · {net} · device={self.device} · seed={self.seed} · {where}"
+
+
+def setup(seed: int = 0, probe_timeout: float = 1.0) -> Settings:
+    """Decide everything once, seed the generators and return the :class:`Settings`.
+
+    Offline, the Hub libraries are told so, which keeps them from retrying for minutes.
+    """
+    online = is_online(timeout=probe_timeout)
+    if not online:
+        go_offline()
+    seed_everything(seed)
+    return Settings(profile=profile(), online=online, device=device(), seed=int(seed), colab=in_colab())
