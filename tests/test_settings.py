@@ -1,0 +1,113 @@
+import os
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import settings
+
+
+def test_profile_default_and_quick(monkeypatch):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    assert settings.profile() == "full" and not settings.is_quick()
+    assert settings.pick(1, 2) == 2
+    monkeypatch.setenv("COURSE_PROFILE", "quick")
+    assert settings.is_quick() and settings.pick(1, 2) == 1
+
+
+def test_unknown_profile_is_explained(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "fast")
+    with pytest.raises(ValueError, match="quick"):
+        settings.profile()
+
+
+def test_hf_hub_offline_is_honoured_without_probing(monkeypatch):
+    monkeypatch.delenv("COURSE_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(settings, "_probe", lambda *a: (_ for _ in ()).throw(AssertionError("probed")))
+    assert settings.is_online() is False
+
+
+def test_course_offline_overrides(monkeypatch):
+    monkeypatch.setenv("COURSE_OFFLINE", "0")
+    assert settings.is_online() is True
+    monkeypatch.setenv("COURSE_OFFLINE", "yes")
+    assert settings.is_online() is False
+    monkeypatch.setenv("COURSE_OFFLINE", "maybe")
+    with pytest.raises(ValueError, match="COURSE_OFFLINE"):
+        settings.is_online()
+
+
+def test_probe_answers_within_its_timeout_even_when_the_host_hangs():
+    # A server that accepts nothing: connect attempts to a full backlog or a blackhole would hang;
+    # emulate a hang with a listener whose accept never happens and a DNS-free unroutable address.
+    start = time.monotonic()
+    assert settings._probe("10.255.255.1", 443, 0.3) is False  # unroutable: the connect hangs
+    assert time.monotonic() - start < 1.0
+
+
+def test_probe_finds_a_local_listener():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    try:
+        assert settings._probe("127.0.0.1", srv.getsockname()[1], 1.0) is True
+    finally:
+        srv.close()
+
+
+def test_online_answer_is_cached(monkeypatch):
+    monkeypatch.delenv("COURSE_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    calls = []
+    monkeypatch.setattr(settings, "_probe", lambda *a: calls.append(a) or False)
+    monkeypatch.setattr(settings, "_online_cache", None)
+    assert settings.is_online() is False and settings.is_online() is False
+    assert len(calls) == 1
+    settings.is_online(refresh=True)
+    assert len(calls) == 2
+
+
+def test_seed_everything_is_deterministic():
+    g1 = settings.seed_everything(123)
+    a = (torch.rand(3, generator=g1), torch.rand(3), np.random.rand(3))
+    g2 = settings.seed_everything(123)
+    b = (torch.rand(3, generator=g2), torch.rand(3), np.random.rand(3))
+    for x, y in zip(a, b):
+        assert np.allclose(np.asarray(x), np.asarray(y))
+    g3 = settings.seed_everything(124)
+    assert not torch.equal(a[0], torch.rand(3, generator=g3))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "0", True])
+def test_seed_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="seed"):
+        settings.seed_everything(bad)
+
+
+def test_device(monkeypatch):
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    assert settings.device() in ("cpu", "cuda", "mps")
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    assert settings.device() == "cpu"
+    monkeypatch.setenv("COURSE_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="unknown"):
+        settings.device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("COURSE_DEVICE", "cuda")
+        with pytest.raises(ValueError, match="no CUDA"):
+            settings.device()
+
+
+def test_setup_offline_tells_the_hub_libraries(monkeypatch):
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    s = settings.setup(seed=7)
+    assert s.online is False and s.seed == 7
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert "offline" in str(s)
