@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import sys
 import threading
 from dataclasses import dataclass
@@ -29,9 +28,9 @@ PROFILES = ("quick", "full")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
-# The host the probe asks. Only a TCP connect is attempted; nothing is downloaded.
-HUB_HOST = "huggingface.co"
-HUB_PORT = 443
+# The address the probe asks with one HEAD request. A bare TCP connect is not enough: some
+# networks accept every connection and drop it later, so we wait for a real HTTP answer.
+HUB_URL = "https://huggingface.co/api/models?limit=1"
 
 _online_cache: bool | None = None
 
@@ -73,19 +72,26 @@ def _env_flag(name: str) -> bool | None:
     raise ValueError(f"{name}={raw!r} is not a yes/no value; use 1 or 0.")
 
 
-def _probe(host: str, port: int, timeout: float) -> bool:
-    """Try a TCP connect in a daemon thread and give up after ``timeout`` seconds.
+def _probe(url: str, timeout: float) -> bool:
+    """Send one HEAD request in a daemon thread and give up after ``timeout`` seconds.
 
     DNS look-ups ignore socket timeouts, so the whole attempt runs in a thread that we stop
-    waiting for: the answer always comes within ``timeout`` seconds.
+    waiting for: the answer always comes within ``timeout`` seconds. Any HTTP answer (even an
+    error status below 500) means the server is reachable.
     """
+    import urllib.error
+    import urllib.request
+
     result: list[bool] = []
 
     def attempt() -> None:
         try:
-            with socket.create_connection((host, port), timeout=timeout):
+            request = urllib.request.Request(url, method="HEAD")
+            with urllib.request.urlopen(request, timeout=timeout):
                 result.append(True)
-        except OSError:
+        except urllib.error.HTTPError as error:
+            result.append(error.code < 500)
+        except (OSError, ValueError):
             result.append(False)
 
     thread = threading.Thread(target=attempt, daemon=True)
@@ -109,7 +115,7 @@ def is_online(timeout: float = 1.0, refresh: bool = False) -> bool:
     if _online_cache is None or refresh:
         if not (0 < timeout <= 5):
             raise ValueError(f"timeout={timeout!r}: give a probe time between 0 and 5 seconds.")
-        _online_cache = _probe(HUB_HOST, HUB_PORT, timeout)
+        _online_cache = _probe(HUB_URL, timeout)
     return _online_cache
 
 

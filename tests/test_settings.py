@@ -41,22 +41,54 @@ def test_course_offline_overrides(monkeypatch):
         settings.is_online()
 
 
-def test_probe_answers_within_its_timeout_even_when_the_host_hangs():
-    # A server that accepts nothing: connect attempts to a full backlog or a blackhole would hang;
-    # emulate a hang with a listener whose accept never happens and a DNS-free unroutable address.
-    start = time.monotonic()
-    assert settings._probe("10.255.255.1", 443, 0.3) is False  # unroutable: the connect hangs
-    assert time.monotonic() - start < 1.0
+def _server(handler_status: int, delay: float = 0.0):
+    """A local HTTP server answering HEAD with a status, optionally after a delay."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            time.sleep(delay)
+            self.send_response(handler_status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}/api"
 
 
-def test_probe_finds_a_local_listener():
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
+@pytest.mark.parametrize("status, expected", [(200, True), (401, True), (503, False)])
+def test_probe_reads_a_real_http_answer(status, expected):
+    srv, url = _server(status)
     try:
-        assert settings._probe("127.0.0.1", srv.getsockname()[1], 1.0) is True
+        assert settings._probe(url, 1.0) is expected
     finally:
-        srv.close()
+        srv.shutdown()
+
+
+def test_probe_answers_within_its_timeout_when_the_server_hangs():
+    srv, url = _server(200, delay=5.0)
+    try:
+        start = time.monotonic()
+        assert settings._probe(url, 0.3) is False
+        assert time.monotonic() - start < 3.0  # gave up long before the 5 s answer
+    finally:
+        srv.shutdown()
+
+
+def test_probe_fails_fast_for_an_unknown_host_or_a_silent_listener():
+    assert settings._probe("https://no-such-host.invalid/", 1.0) is False
+    silent = socket.socket()  # accepts TCP connections but never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)
+    try:
+        start = time.monotonic()
+        assert settings._probe(f"http://127.0.0.1:{silent.getsockname()[1]}/", 0.5) is False
+        assert time.monotonic() - start < 3.0  # did not wait for an answer that never comes
+    finally:
+        silent.close()
 
 
 def test_online_answer_is_cached(monkeypatch):
