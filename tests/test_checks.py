@@ -1,0 +1,459 @@
+"""Tests for course_lib.checks: right answers pass, the usual wrong ones fail with the right hint."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import librosa
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_lib import checks
+from course_lib.checks import (
+    ExerciseFailed,
+    check_batched_log_spectrogram,
+    check_close,
+    check_denormalise,
+    check_griffin_lim,
+    check_hz_to_mel,
+    check_playback,
+    check_shape,
+)
+from course_lib.validate import CourseInputError
+
+
+def fails_with(check, *args, match: str) -> ExerciseFailed:
+    with pytest.raises(ExerciseFailed) as info:
+        check(*args)
+    message = str(info.value)
+    assert match.lower() in message.lower(), message
+    assert message.startswith("❌ ")
+    return info.value
+
+
+def not_answered(*args, **kwargs):
+    raise NotImplementedError("Exercise: write your answer here")
+
+
+def test_exercise_failed_is_an_assertion_error():
+    err = ExerciseFailed("Title", "what is wrong", "how to fix")
+    assert isinstance(err, AssertionError)
+    assert str(err) == "❌ Title: what is wrong\nHint: how to fix"
+    assert err.exercise == "Title" and err.hint == "how to fix"
+    copy = pickle.loads(pickle.dumps(err))
+    assert str(copy) == str(err) and copy.problem == "what is wrong"
+
+
+# ----------------------------------------------------------------------------- 1. playback
+
+
+def playback(n_samples, true_rate, playback_rate):
+    return n_samples / playback_rate, 12 * math.log2(playback_rate / true_rate)
+
+
+def test_playback_right_answer_passes(capsys):
+    check_playback(playback)
+    assert capsys.readouterr().out.startswith("✅ Playback speed and pitch: passed (")
+
+
+def test_playback_numpy_answer_passes():
+    check_playback(lambda n, t, p: (np.float32(n) / p, 12 * np.log2(p / t)))
+
+
+def test_playback_wrong_sign():
+    err = fails_with(check_playback, lambda n, t, p: (n / p, 12 * math.log2(t / p)), match="sign is flipped")
+    assert "expected -12 semitones, got +12" in err.problem
+
+
+def test_playback_duration_at_recording_rate():
+    fails_with(check_playback, lambda n, t, p: (n / t, 12 * math.log2(p / t)), match="rate it is played at")
+
+
+def test_playback_natural_log():
+    fails_with(check_playback, lambda n, t, p: (n / p, 12 * math.log(p / t)), match="log base 2")
+
+
+def test_playback_not_a_pair():
+    fails_with(check_playback, lambda n, t, p: n / p, match="expected a pair")
+
+
+def test_playback_not_answered():
+    err = fails_with(check_playback, not_answered, match="not answered yet")
+    assert err.__cause__ is None  # the stub's traceback is not chained in
+
+
+def test_learner_exception_is_reported_with_the_case():
+    def broken(n, t, p):
+        raise ZeroDivisionError("division by zero")
+
+    fails_with(check_playback, broken, match="raised ZeroDivisionError: division by zero")
+
+
+def test_not_callable_is_an_input_error():
+    with pytest.raises(CourseInputError, match="fn: expected your function"):
+        check_playback((1.0, 0.0))
+    with pytest.raises(CourseInputError, match="fn_to_hz"):
+        check_hz_to_mel(np.log10, 42)
+
+
+# ----------------------------------------------------------------------------- 2. mel
+
+
+def hz_to_mel(f):
+    return 2595.0 * np.log10(1.0 + f / 700.0)
+
+
+def mel_to_hz(m):
+    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+
+def test_mel_right_answer_passes(capsys):
+    check_hz_to_mel(hz_to_mel, mel_to_hz)
+    assert "✅ Hz ↔ mel (HTK): passed" in capsys.readouterr().out
+
+
+def test_mel_equivalent_natural_log_form_passes():
+    # 2595 * log10(x) == (2595 / ln 10) * ln(x): the 1127 form is the same scale.
+    check_hz_to_mel(lambda f: 1127.0 * np.log1p(f / 700.0), lambda m: 700.0 * np.expm1(m / 1127.0))
+
+
+def test_mel_reference_values():
+    assert checks._mel_ref(np.array([700.0]))[0] == pytest.approx(2595 * math.log10(2))
+    assert checks._hz_ref(checks._mel_ref(np.array([1234.5])))[0] == pytest.approx(1234.5)
+
+
+def test_mel_natural_log_instead_of_log10():
+    fails_with(check_hz_to_mel, lambda f: 2595.0 * np.log(1.0 + f / 700.0), mel_to_hz, match="natural log")
+
+
+def test_mel_math_log10_is_not_vectorised():
+    fails_with(check_hz_to_mel, lambda f: 2595.0 * math.log10(1.0 + f / 700.0), mel_to_hz, match="np.log10")
+
+
+def test_mel_inverse_with_exp():
+    fails_with(check_hz_to_mel, hz_to_mel, lambda m: 700.0 * (np.exp(m / 2595.0) - 1.0), match="10 ** x")
+
+
+def test_mel_inverse_without_minus_one():
+    fails_with(check_hz_to_mel, hz_to_mel, lambda m: 700.0 * 10.0 ** (m / 2595.0), match="- 1")
+
+
+def test_mel_flattening_output_fails():
+    fails_with(check_hz_to_mel, lambda f: hz_to_mel(np.ravel(f)), mel_to_hz, match="expected shape (2, 3)")
+
+
+def test_mel_not_answered():
+    fails_with(check_hz_to_mel, hz_to_mel, not_answered, match="not answered yet")
+
+
+# ----------------------------------------------------------------------------- 3. denormalise
+
+
+def denormalise(norm, original_min, original_max, min_val=0.0, max_val=1.0):
+    unit = (norm - min_val) / (max_val - min_val)
+    return unit * (original_max - original_min) + original_min
+
+
+def test_denormalise_right_answer_passes(capsys):
+    check_denormalise(denormalise)
+    assert capsys.readouterr().out.startswith("✅ Denormalise")
+
+
+def test_denormalise_works_with_torch_answer():
+    def torch_version(norm, original_min, original_max, min_val=0.0, max_val=1.0):
+        t = torch.as_tensor(norm)
+        return (t - min_val) / (max_val - min_val) * (original_max - original_min) + original_min
+
+    check_denormalise(torch_version)
+
+
+def test_denormalise_multiply_by_min_bug():
+    def classic_bug(norm, original_min, original_max, min_val=0.0, max_val=1.0):
+        unit = (norm - min_val) / (max_val - min_val)
+        return unit * (original_max - original_min) * original_min
+
+    err = fails_with(check_denormalise, classic_bug, match="multiplied by original_min instead of adding it")
+    assert "-80" in err.problem  # the dB case is the one that shows it
+
+
+def test_denormalise_ignores_min_val_max_val():
+    fails_with(
+        check_denormalise,
+        lambda norm, omin, omax, min_val=0.0, max_val=1.0: norm * (omax - omin) + omin,
+        match="min_val and max_val were ignored",
+    )
+
+
+def test_denormalise_forgets_offset():
+    fails_with(
+        check_denormalise,
+        lambda norm, omin, omax, min_val=0.0, max_val=1.0: (norm - min_val) / (max_val - min_val) * (omax - omin),
+        match="forgot to add original_min",
+    )
+
+
+def test_denormalise_in_place_is_caught():
+    def in_place(norm, original_min, original_max, min_val=0.0, max_val=1.0):
+        norm -= min_val
+        norm /= max_val - min_val
+        norm *= original_max - original_min
+        norm += original_min
+        return norm
+
+    fails_with(check_denormalise, in_place, match="in place")
+
+
+def test_denormalise_renamed_keywords():
+    fails_with(check_denormalise, lambda norm, a, b, lo=0.0, hi=1.0: denormalise(norm, a, b, lo, hi), match="keep the signature")
+
+
+def test_denormalise_not_answered():
+    fails_with(check_denormalise, not_answered, match="not answered yet")
+
+
+# ----------------------------------------------------------------------------- 4. batched log-spectrogram
+
+
+def _finish(spec: torch.Tensor) -> torch.Tensor:
+    db = 20 * torch.log10(torch.clamp(spec.abs(), min=1e-5))
+    return torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - 80.0)
+
+
+def log_spec(batch: torch.Tensor) -> torch.Tensor:
+    window = torch.hann_window(512)
+    spec = torch.stft(batch, 512, 256, window=window, center=True, pad_mode="constant", return_complex=True)
+    return _finish(spec[:, :-1])
+
+
+def test_log_spectrogram_right_answer_passes(capsys):
+    check_batched_log_spectrogram(log_spec)
+    assert capsys.readouterr().out.startswith("✅ Batched log-spectrogram: passed (3 batches, one STFT call each")
+
+
+def test_log_spectrogram_rfft_of_frames_passes():
+    def framed(batch):
+        padded = torch.nn.functional.pad(batch, (256, 256))
+        frames = padded.unfold(-1, 512, 256) * torch.hann_window(512)
+        return _finish(torch.fft.rfft(frames, dim=-1).transpose(1, 2)[:, :-1])
+
+    check_batched_log_spectrogram(framed)
+
+
+def test_log_spectrogram_reference_matches_librosa():
+    # The check's own reference against librosa's STFT + amplitude_to_db (librosa >= 0.10 pads with zeros).
+    for _, batch in checks._log_spec_batches():
+        ref = checks._log_spec_ref(batch)
+        for i, clip in enumerate(batch.astype(np.float64)):
+            mag = np.abs(librosa.stft(clip, n_fft=512, hop_length=256, center=True, pad_mode="constant"))[:-1]
+            want = librosa.amplitude_to_db(mag, ref=1.0, amin=1e-5, top_db=80.0)
+            np.testing.assert_allclose(ref[i], want, atol=1e-9)
+
+
+def test_log_spectrogram_known_frequency():
+    # A 1 kHz tone at 16 kHz peaks in bin 1000 / (16000 / 512) = 32.
+    t = np.arange(4096) / 16000
+    ref = checks._log_spec_ref(np.sin(2 * np.pi * 1000 * t)[None, :])
+    assert ref.shape == (1, 256, 17)
+    assert int(np.argmax(ref[0, :, 8])) == 32
+    assert ref.max() - ref.min() == pytest.approx(80.0)
+
+
+def test_log_spectrogram_per_clip_loop_fails():
+    def loop(batch):
+        return torch.stack([log_spec(clip[None])[0] for clip in batch])
+
+    err = fails_with(check_batched_log_spectrogram, loop, match="3 STFT/FFT calls")
+    assert "once" in err.hint
+
+
+def test_log_spectrogram_librosa_loop_fails():
+    def with_librosa(batch):
+        out = []
+        for clip in batch.numpy():
+            mag = np.abs(librosa.stft(clip, n_fft=512, hop_length=256, pad_mode="constant"))[:-1]
+            out.append(librosa.amplitude_to_db(mag, ref=1.0, amin=1e-5, top_db=80.0))
+        return torch.from_numpy(np.stack(out))
+
+    fails_with(check_batched_log_spectrogram, with_librosa, match="librosa.stft")
+
+
+def test_log_spectrogram_counter_is_removed_afterwards():
+    original = librosa.stft
+    check_batched_log_spectrogram(log_spec)
+    assert librosa.stft is original
+    assert torch._C._len_torch_function_stack() == 0  # no counting mode left active
+    assert torch.stft(torch.zeros(600), 512, 256, window=torch.hann_window(512), return_complex=True).shape == (257, 3)
+
+
+def test_log_spectrogram_batch_wide_floor_fails():
+    def batch_floor(batch):
+        spec = torch.stft(batch, 512, 256, window=torch.hann_window(512), pad_mode="constant", return_complex=True)
+        db = 20 * torch.log10(torch.clamp(spec[:, :-1].abs(), min=1e-5))
+        return torch.maximum(db, db.max() - 80.0)
+
+    err = fails_with(check_batched_log_spectrogram, batch_floor, match="over the whole batch")
+    assert "clip 1" in err.problem  # the quiet clip
+
+
+def test_log_spectrogram_reflect_padding_fails():
+    def reflect(batch):
+        spec = torch.stft(batch, 512, 256, window=torch.hann_window(512), return_complex=True)
+        return _finish(spec[:, :-1])
+
+    fails_with(check_batched_log_spectrogram, reflect, match="pad_mode='constant'")
+
+
+def test_log_spectrogram_symmetric_window_fails():
+    def symmetric(batch):
+        spec = torch.stft(batch, 512, 256, window=torch.hann_window(512, periodic=False), pad_mode="constant", return_complex=True)
+        return _finish(spec[:, :-1])
+
+    fails_with(check_batched_log_spectrogram, symmetric, match="periodic Hann")
+
+
+def test_log_spectrogram_shape_mistakes():
+    def keep_last_bin(batch):
+        return _finish(torch.stft(batch, 512, 256, window=torch.hann_window(512), pad_mode="constant", return_complex=True))
+
+    def not_centred(batch):
+        spec = torch.stft(batch, 512, 256, window=torch.hann_window(512), center=False, return_complex=True)
+        return _finish(spec[:, :-1])
+
+    fails_with(check_batched_log_spectrogram, keep_last_bin, match="drop the last frequency bin")
+    fails_with(check_batched_log_spectrogram, not_centred, match="center=True")
+
+
+def test_log_spectrogram_numpy_result_fails():
+    fails_with(check_batched_log_spectrogram, lambda b: log_spec(b).numpy(), match="expected a torch.Tensor")
+
+
+def test_log_spectrogram_not_answered():
+    fails_with(check_batched_log_spectrogram, not_answered, match="not answered yet")
+
+
+# ----------------------------------------------------------------------------- 5. Griffin-Lim
+
+
+def griffin_lim(magnitude, n_fft, hop_length, n_iter):
+    window = torch.hann_window(n_fft)
+    spec = magnitude * torch.exp(2j * math.pi * torch.rand(magnitude.shape))
+    for _ in range(n_iter):
+        wave = torch.istft(spec, n_fft, hop_length, window=window)
+        rebuilt = torch.stft(wave, n_fft, hop_length, window=window, return_complex=True)
+        spec = magnitude * torch.exp(1j * rebuilt.angle())
+    return torch.istft(spec, n_fft, hop_length, window=window)
+
+
+def test_griffin_lim_right_answer_passes_and_is_deterministic(capsys):
+    check_griffin_lim(griffin_lim)
+    first = capsys.readouterr().out
+    check_griffin_lim(griffin_lim)
+    assert capsys.readouterr().out == first
+    assert first.startswith("✅ Griffin-Lim: passed (spectral convergence 0.")
+
+
+def test_griffin_lim_bound_is_met_with_margin():
+    y, n_fft, hop = checks._griffin_lim_signal()
+    target = np.abs(checks._stft_np(y, n_fft, hop))
+    torch.manual_seed(0)
+    wave = griffin_lim(torch.from_numpy(target.astype(np.float32)), n_fft, hop, 32).numpy()
+    sc = checks._spectral_convergence(target, wave, n_fft, hop, y.size)
+    assert 0.05 < sc < checks.GRIFFIN_LIM_BOUND - 0.03
+    # The true signal itself is (numerically) perfectly consistent.
+    assert checks._spectral_convergence(target, y, n_fft, hop, y.size) < 1e-10
+
+
+def test_griffin_lim_without_iterations_fails():
+    err = fails_with(
+        check_griffin_lim, lambda m, n, h, k: griffin_lim(m, n, h, 0), match="after 32 iterations the spectral convergence"
+    )
+    assert "random phase alone gives" in err.problem
+
+
+def test_griffin_lim_forgetting_the_magnitude_fails():
+    def no_projection(magnitude, n_fft, hop_length, n_iter):
+        window = torch.hann_window(n_fft)
+        spec = magnitude * torch.exp(2j * math.pi * torch.rand(magnitude.shape))
+        for _ in range(n_iter):
+            spec = torch.stft(torch.istft(spec, n_fft, hop_length, window=window), n_fft, hop_length, window=window, return_complex=True)
+        return torch.istft(spec, n_fft, hop_length, window=window)
+
+    fails_with(check_griffin_lim, no_projection, match="Keep the given magnitude")
+
+
+def test_griffin_lim_ignoring_n_iter_fails():
+    fails_with(check_griffin_lim, lambda m, n, h, k: griffin_lim(m, n, h, 40), match="iterations barely help")
+
+
+def test_griffin_lim_wrong_length_fails():
+    fails_with(check_griffin_lim, lambda m, n, h, k: griffin_lim(m, n, h, k)[::2], match="samples")
+
+
+def test_griffin_lim_not_answered():
+    fails_with(check_griffin_lim, not_answered, match="not answered yet")
+
+
+# ----------------------------------------------------------------------------- generic helpers
+
+
+def test_check_close_passes_and_fails(capsys):
+    check_close("sum", torch.tensor([1.0, 2.0]), [1.0, 2.0 + 1e-7])
+    assert capsys.readouterr().out.startswith("✅ sum: passed (shape (2,)")
+    err = fails_with(check_close, "sum", np.array([1.0, 2.5]), [1.0, 2.0], match="largest difference 0.5 at index (1,)")
+    assert "expected 2, got 2.5" in err.problem
+    fails_with(check_close, "sum", np.ones((2, 3)), np.ones(3), match="expected shape (3,), got (2, 3)")
+    fails_with(check_close, "sum", np.array([np.nan, 1.0]), [1.0, 1.0], match="NaN")
+    fails_with(check_close, "sum", "abc", [1.0], match="not numeric")
+
+
+def test_check_close_bad_arguments():
+    with pytest.raises(CourseInputError, match="name"):
+        check_close("", 1.0, 1.0)
+    with pytest.raises(CourseInputError, match="atol"):
+        check_close("x", 1.0, 1.0, atol=-1.0)
+    with pytest.raises(CourseInputError, match="expected: contains NaN"):
+        check_close("x", 1.0, float("nan"))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=20),
+    st.floats(0.01, 10.0),
+)
+def test_check_close_property(values, offset):
+    x = np.array(values)
+    check_close("same", x, x.copy())
+    check_close("within atol", x + offset / 2, x, atol=offset, rtol=0.0)
+    with pytest.raises(ExerciseFailed):
+        check_close("outside", x + 2 * offset, x, atol=offset, rtol=0.0)
+
+
+def test_check_shape(capsys):
+    check_shape("mels", torch.zeros(8, 128, 33), (8, 128, None))
+    assert capsys.readouterr().out == "✅ mels: passed (shape (8, 128, 33))\n"
+    fails_with(check_shape, "mels", torch.zeros(1, 8, 128), (8, 128), match="squeeze(0)")
+    fails_with(check_shape, "mels", np.zeros(128), (1, 128), match="unsqueeze(0)")
+    fails_with(check_shape, "mels", np.zeros((128, 8)), (8, 128), match="transpose")
+    fails_with(check_shape, "mels", [1, 2], (2,), match="expected an array or tensor")
+    with pytest.raises(CourseInputError, match="expected_shape"):
+        check_shape("mels", np.zeros(3), "3")
+    with pytest.raises(CourseInputError, match="expected_shape"):
+        check_shape("mels", np.zeros(3), (-1,))
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.floats(-120.0, 50.0),
+    st.floats(0.5, 100.0),
+    st.tuples(st.floats(-2.0, 0.0), st.floats(0.5, 2.0)),
+)
+def test_denormalise_reference_inverts_normalisation(omin, span, target):
+    # The formula the check holds learners to really is the inverse of min-max normalisation.
+    lo, hi = target
+    x = np.linspace(omin, omin + span, 11)
+    norm = (x - omin) / span * (hi - lo) + lo
+    np.testing.assert_allclose(checks._denorm_ref(norm, omin, omin + span, lo, hi), x, rtol=1e-9, atol=1e-9)
