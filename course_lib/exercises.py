@@ -55,8 +55,9 @@ without an error, and restores each check cell's source from the released exerci
 
 Generated notebooks have every output and execution count removed, the volatile cell metadata
 (``execution``, ``ExecuteTime``) and saved widget state (``metadata.widgets``) dropped, missing cell ids filled in deterministically, and
-``metadata.course.solution`` set to the solution's file name. The same input bytes always give
-the same output bytes.
+``metadata.course.solution`` set to the solution's file name. Cells tagged ``solution-only``
+are left out, and Open-in-Colab links to ``/solutions/`` point to ``/exercises/``. The same input
+bytes always give the same output bytes.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ BEGIN_MARKER = "### BEGIN SOLUTION"
 END_MARKER = "### END SOLUTION"
 STUB_LINE = 'raise NotImplementedError("Exercise: write your answer here")'
 CHECK_TAG = "check"
+SOLUTION_ONLY_TAG = "solution-only"
 METADATA_KEY = "course"
 
 # Anything that looks like a marker: one or more '#', BEGIN/END, SOLUTION, in any case.
@@ -285,11 +287,15 @@ def make_exercise(nb: NotebookNode, notebook: str = "notebook") -> NotebookNode:
     if not isinstance(nb, dict) or "cells" not in nb:
         raise CourseInputError("nb: expected a notebook (nbformat.NotebookNode), e.g. from read_notebook(path).")
     out = copy.deepcopy(nb)
+    # Cells tagged "solution-only" (e.g. "these are the worked answers") do not go to learners.
+    out.cells = [c for c in out.cells if SOLUTION_ONLY_TAG not in c.get("metadata", {}).get("tags", [])]
     checks = {c.index for c in find_check_cells(out, notebook, strict=True)}
     for index, cell in enumerate(out.cells):
         where = _where(notebook, index)
         source = cell.get("source", "")
         if cell.cell_type != "code":
+            # Open-in-Colab badges point at the exercise notebook, not at its solution.
+            cell.source = source = source.replace("/solutions/", "/exercises/")
             for number, line in enumerate(source.splitlines(), start=1):
                 if _marker_kind(line) is not None:
                     raise ExerciseFormatError(

@@ -308,3 +308,22 @@ def test_empty_solutions_folder_passes(tmp_path):
     (tmp_path / "solutions").mkdir()
     assert main(["check", "--solutions", str(tmp_path / "solutions"), "--out", str(tmp_path / "exercises")]) == 0
     assert exercises.build(tmp_path / "solutions", tmp_path / "exercises") == []
+
+
+def test_solution_only_cells_are_dropped_and_badges_point_at_the_exercise():
+    import nbformat
+
+    from course_lib.exercises import make_exercise
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(
+            "# T\n[![Open In Colab](b.svg)](https://colab.research.google.com/github/o/r/blob/main/solutions/01_x.ipynb)"
+        ),
+        nbformat.v4.new_markdown_cell("These are the worked answers.", metadata={"tags": ["solution-only"]}),
+        nbformat.v4.new_code_cell("x = 1"),
+    ]
+    out = make_exercise(nb, "01_x.ipynb")
+    assert len(out.cells) == 2
+    assert "/blob/main/exercises/01_x.ipynb" in out.cells[0].source
+    assert "worked answers" not in nbformat.writes(out)
