@@ -34,7 +34,7 @@ lab: install
 
 test: install
 	$(TEST_ENV) $(BIN)/python -m course_lib.exercises check
-	$(TEST_ENV) $(BIN)/python -m pytest tests notebooks solutions --nbval-lax --current-env -p no:cacheprovider
+	$(TEST_ENV) $(BIN)/python -m pytest tests notebooks solutions --nbval-lax --nbval-current-env --ignore=tests/fixtures -p no:cacheprovider
 
 exercises: $(STAMP)
 	$(BIN)/python -m course_lib.exercises build
