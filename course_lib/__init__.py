@@ -3,6 +3,7 @@
 Modules (import the one you need; nothing heavy is imported here):
 
 - ``course_lib.settings``    profile (quick/full), online/offline, device, seeds
+- ``course_lib.validate``    input checks with errors that say how to fix them
 - ``course_lib.audio``       load, save, resample, normalise, play, plot
 - ``course_lib.spectrogram`` batched STFT, mel, dB, Griffin-Lim, ``Mel`` (image <-> audio)
 - ``course_lib.preprocess``  the classic spectrogram preprocessing pipeline, done right and batched
@@ -12,6 +13,8 @@ Modules (import the one you need; nothing heavy is imported here):
 - ``course_lib.checks``      feedback for exercises
 - ``course_lib.exercises``   builds exercise notebooks from solutions
 - ``course_lib.grade``       the teacher's grader
+- ``course_lib.colab``       the repository address, Colab badges and setup cells
+- ``course_lib.lab``         ``python -m course_lib.lab``: JupyterLab on the course (``make lab``)
 """
 
 from __future__ import annotations
