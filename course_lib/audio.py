@@ -29,6 +29,7 @@ from course_lib.validate import (
     as_float_tensor,
     check_choice,
     check_file,
+    check_number,
     check_positive_int,
     check_sample_rate,
 )
@@ -82,11 +83,7 @@ def _audio_tensor(audio: Any, name: str = "audio") -> torch.Tensor:
 
 def _check_finite_number(value: Any, name: str) -> float:
     """Check that ``value`` is a real, finite number and return it as a float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise CourseInputError(f"{name}: expected a number, got {value!r}.")
-    if not math.isfinite(float(value)):
-        raise CourseInputError(f"{name}: {value!r} is not a finite number.")
-    return float(value)
+    return check_number(value, name)
 
 
 def _sniff(path: Path) -> str:

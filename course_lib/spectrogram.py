@@ -33,6 +33,7 @@ from course_lib.validate import (
     as_float_tensor,
     check_choice,
     check_file,
+    check_number,
     check_positive_int,
     check_sample_rate,
 )
@@ -68,20 +69,7 @@ QUALITY: dict[str, Any] = {"inversion": "nnls", "nnls_iter": 40, "n_iter": 64}
 # ----------------------------------------------------------------------------- small helpers
 
 
-def _check_number(value: Any, name: str, *, low: float | None = None, high: float | None = None,
-                  low_open: bool = False) -> float:
-    """Check that ``value`` is a finite real number inside the given range."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise CourseInputError(f"{name}: expected a number, got {value!r}.")
-    value = float(value)
-    if not math.isfinite(value):
-        raise CourseInputError(f"{name}: must be a finite number, got {value!r}.")
-    if low is not None and (value < low or (low_open and value == low)):
-        rel = ">" if low_open else "≥"
-        raise CourseInputError(f"{name}: must be {rel} {low}, got {value}.")
-    if high is not None and value > high:
-        raise CourseInputError(f"{name}: must be ≤ {high}, got {value}.")
-    return value
+_check_number = check_number  # shared with the rest of course_lib
 
 
 def _check_win_length(win_length: Any, n_fft: int) -> int:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import signal
 
-from course_lib.validate import CourseInputError, check_choice, check_positive_int, check_sample_rate
+from course_lib.validate import CourseInputError, check_choice, check_number, check_positive_int, check_sample_rate
 
 __all__ = [
     "WAVEFORMS",
@@ -77,21 +77,7 @@ def _rng(seed: Any, name: str = "seed") -> np.random.Generator:
     return np.random.default_rng(int(seed))
 
 
-def _number(x: Any, name: str, low: float | None = None, high: float | None = None,
-            low_open: bool = False, high_open: bool = False) -> float:
-    """Check that ``x`` is a finite real number inside [low, high] (or open bounds)."""
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
-        raise CourseInputError(f"{name}: expected a number, got {type(x).__name__} {x!r}.")
-    v = float(x)
-    if not math.isfinite(v):
-        raise CourseInputError(f"{name}: must be a finite number, got {x!r}.")
-    if low is not None and (v < low or (low_open and v == low)):
-        op = ">" if low_open else "≥"
-        raise CourseInputError(f"{name}: must be {op} {low:g}, got {v:g}.")
-    if high is not None and (v > high or (high_open and v == high)):
-        op = "<" if high_open else "≤"
-        raise CourseInputError(f"{name}: must be {op} {high:g}, got {v:g}.")
-    return v
+_number = check_number  # shared with the rest of course_lib
 
 
 def _n_samples(duration: Any, sample_rate: int, name: str = "duration") -> int:

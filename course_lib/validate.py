@@ -103,6 +103,27 @@ def check_sample_rate(sample_rate: Any, name: str = "sample_rate", expected: int
     return rate
 
 
+def check_number(
+    value: Any,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Check that ``value`` is a finite real number inside [low, high] (open ends if asked)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise CourseInputError(f"{name}: expected a number, got {type(value).__name__} {value!r}.")
+    v = float(value)
+    if not np.isfinite(v):
+        raise CourseInputError(f"{name}: must be a finite number, got {value!r}.")
+    if low is not None and (v < low or (low_open and v == low)):
+        raise CourseInputError(f"{name}: must be {'>' if low_open else '≥'} {low:g}, got {v:g}.")
+    if high is not None and (v > high or (high_open and v == high)):
+        raise CourseInputError(f"{name}: must be {'<' if high_open else '≤'} {high:g}, got {v:g}.")
+    return v
+
+
 def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     """Check that ``value`` is a whole number no smaller than ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

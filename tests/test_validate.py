@@ -8,6 +8,7 @@ from course_lib.validate import (
     check_choice,
     check_dir,
     check_file,
+    check_number,
     check_positive_int,
     check_sample_rate,
 )
@@ -87,3 +88,14 @@ def test_file_and_dir_checks(tmp_path):
     assert check_dir(tmp_path) == tmp_path
     with pytest.raises(CourseInputError, match="not an existing folder"):
         check_dir(f)
+
+
+def test_check_number_bounds():
+    assert check_number(np.float32(0.5), "gain", 0.0, 1.0) == 0.5
+    with pytest.raises(CourseInputError, match="gain: must be > 0"):
+        check_number(0.0, "gain", 0.0, low_open=True)
+    with pytest.raises(CourseInputError, match="must be < 1"):
+        check_number(1.0, "gain", high=1.0, high_open=True)
+    for bad in (float("nan"), float("inf"), "1", True, None):
+        with pytest.raises(CourseInputError, match="gain"):
+            check_number(bad, "gain")
