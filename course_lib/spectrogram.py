@@ -763,24 +763,14 @@ def hifigan_log_mel(audio: Any, sample_rate: int = 22050, n_fft: int = 1024, hop
 
 
 def _read_audio_file(path: Path, sample_rate: int) -> np.ndarray:
-    """Read a file with soundfile, average its channels and resample to ``sample_rate`` (float32)."""
-    import soundfile as sf
+    """Read a file as mono float32 at ``sample_rate`` (course_lib.audio does the checking)."""
+    from course_lib.audio import load_audio
 
     try:
-        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as error:  # soundfile raises several types for unreadable files
-        raise CourseInputError(
-            f"audio_file: {str(path)!r} could not be read as audio ({error}). Give a WAV, FLAC, OGG or MP3 file; "
-            "if it is another format, convert it first (e.g. with ffmpeg)."
-        ) from None
-    if data.shape[0] == 0:
-        raise CourseInputError(f"audio_file: {str(path)!r} holds no samples.")
-    mono = data.mean(axis=1)
-    if int(file_rate) != sample_rate:
-        import torchaudio.functional as AF
-
-        mono = AF.resample(torch.from_numpy(mono), int(file_rate), sample_rate).numpy()
-    return np.ascontiguousarray(mono, dtype=np.float32)
+        audio, _ = load_audio(path, sample_rate=sample_rate, mono=True)
+    except CourseInputError as error:
+        raise CourseInputError(f"audio_file: {error}") from None
+    return audio
 
 
 class Mel:
