@@ -4,8 +4,12 @@
 - :func:`spectral_convergence_best_gain`: the same after the best overall gain, for spectrograms
   that lost their absolute level (spectrogram images store dB relative to their maximum).
 - :func:`log_spectral_distance`: the RMS difference in dB, averaged over frames.
+- :func:`frechet_distance`: the Fréchet distance between two sets of embeddings, each summarised
+  by its mean and covariance (the FID / FAD formula).
+- :func:`frechet_audio_distance`: the same on embeddings of two sets of clips from the course's
+  style classifier (:mod:`course_lib.classifier`), a "does this sound like the real thing" number.
 
-All take magnitude spectrograms shaped (F, T) or batched (..., F, T) as NumPy or torch, and
+The first three take magnitude spectrograms shaped (F, T) or batched (..., F, T) as NumPy or torch, and
 return a float for one spectrogram or a tensor of one value per item for a batch.
 """
 
@@ -13,11 +17,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from course_lib.validate import CourseInputError, as_float_tensor
 
-__all__ = ["spectral_convergence", "spectral_convergence_best_gain", "log_spectral_distance"]
+__all__ = [
+    "spectral_convergence",
+    "spectral_convergence_best_gain",
+    "log_spectral_distance",
+    "frechet_distance",
+    "frechet_audio_distance",
+]
 
 
 def _pair(reference_mag: Any, estimate_mag: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,3 +110,91 @@ def log_spectral_distance(reference_mag: Any, estimate_mag: Any, amin: float = 1
     diff_db = 20.0 * (torch.log10(ref.clamp_min(amin)) - torch.log10(est.clamp_min(amin)))
     per_frame = diff_db.to(torch.float64).square().mean(dim=-2).sqrt()
     return _result(per_frame.mean(dim=-1).to(torch.float32))
+
+
+# ----------------------------------------------------------------------------- Fréchet distance
+
+
+def _embeddings(x: Any, name: str) -> np.ndarray:
+    """Check a set of embeddings (N, D) and return it as float64 NumPy."""
+    t = as_float_tensor(x, name, min_ndim=2, max_ndim=2)
+    if t.shape[0] < 2:
+        raise CourseInputError(
+            f"{name}: has {t.shape[0]} row(s); a covariance needs at least 2 embeddings (rows), and a "
+            "useful Fréchet distance many more (tens to hundreds). Pass an (N, D) array with N ≥ 2."
+        )
+    # as_float_tensor made float32; re-read float64 inputs at full precision.
+    if isinstance(x, np.ndarray) and x.dtype == np.float64:
+        return np.asarray(x)
+    if isinstance(x, torch.Tensor) and x.dtype == torch.float64:
+        return x.detach().cpu().numpy()
+    return t.detach().cpu().numpy().astype(np.float64)
+
+
+def _psd_sqrt(cov: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix by eigendecomposition (negative rounding clipped)."""
+    w, v = np.linalg.eigh((cov + cov.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def frechet_distance(emb_a: Any, emb_b: Any) -> float:
+    """Fréchet distance between Gaussians fitted to two sets of embeddings (N_a, D) and (N_b, D).
+
+    ``|mu_a - mu_b|² + tr(C_a) + tr(C_b) - 2 tr((C_a C_b)^½)`` with sample means and (N - 1)
+    covariances, in float64. The cross term uses ``tr((C_a C_b)^½) = tr((A C_b A)^½)`` with
+    ``A = C_a^½``: ``A C_b A`` is symmetric positive semi-definite, so its square root comes from
+    an eigendecomposition with tiny negative eigenvalues (rounding) clipped to 0. That is exact
+    for singular covariances (N ≤ D) where ``scipy.linalg.sqrtm`` of ``C_a C_b`` can return
+    complex noise. 0 means the same mean and covariance; the value is symmetric, never negative,
+    and in squared embedding units (compare only numbers from the same embedding).
+    """
+    a = _embeddings(emb_a, "emb_a")
+    b = _embeddings(emb_b, "emb_b")
+    if a.shape[1] != b.shape[1]:
+        raise CourseInputError(
+            f"emb_a has {a.shape[1]} dimensions per row but emb_b has {b.shape[1]}; embed both sets with "
+            "the same model (shapes (N_a, D) and (N_b, D))."
+        )
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a = np.atleast_2d(np.cov(a, rowvar=False))
+    cov_b = np.atleast_2d(np.cov(b, rowvar=False))
+    root_a = _psd_sqrt(cov_a)
+    middle = root_a @ cov_b @ root_a
+    w = np.linalg.eigvalsh((middle + middle.T) / 2)
+    cross = float(np.sqrt(np.clip(w, 0.0, None)).sum())
+    value = float(np.square(mu_a - mu_b).sum() + np.trace(cov_a) + np.trace(cov_b) - 2.0 * cross)
+    return max(value, 0.0)
+
+
+def frechet_audio_distance(audio_a: Any, audio_b: Any, classifier: Any = None, sample_rate: int = 22050) -> float:
+    """Fréchet distance between two sets of clips, on embeddings of the course's style classifier.
+
+    ``audio_a`` (N_a, T_a) and ``audio_b`` (N_b, T_b) are mono clips at ``sample_rate`` (the
+    classifier's rate, 22 050 Hz; clips within a set share a length, the two sets need not).
+    ``classifier`` is any object with ``embed(audio, sample_rate=...) -> (N, D)``; by default the
+    shipped :func:`course_lib.classifier.load_style_classifier`. Lower means the two sets sound
+    more alike; real course music against real course music of the same styles scores far below
+    real music against noise.
+    """
+    from course_lib.validate import check_sample_rate
+
+    rate = check_sample_rate(sample_rate)
+    xa = as_float_tensor(audio_a, "audio_a", min_ndim=2, max_ndim=2)
+    xb = as_float_tensor(audio_b, "audio_b", min_ndim=2, max_ndim=2)
+    for name, x in (("audio_a", xa), ("audio_b", xb)):
+        if x.shape[0] < 2:
+            raise CourseInputError(
+                f"{name}: has {x.shape[0]} clip(s); pass a batch (N, T) of at least 2 clips (tens are better)."
+            )
+    if classifier is None:
+        from course_lib.classifier import load_style_classifier
+
+        classifier = load_style_classifier()
+    if not callable(getattr(classifier, "embed", None)):
+        raise CourseInputError(
+            f"classifier: expected a model with an embed(audio, sample_rate=...) method such as "
+            f"course_lib.classifier.load_style_classifier(), got {type(classifier).__name__}."
+        )
+    emb_a = classifier.embed(xa, sample_rate=rate)
+    emb_b = classifier.embed(xb, sample_rate=rate)
+    return frechet_distance(emb_a, emb_b)

@@ -1,0 +1,281 @@
+"""A small course-trained audio classifier, used as an embedding for Fréchet distances.
+
+The model is a four-block CNN on log-mel spectrograms of 22 050 Hz mono audio. It was trained
+(``scripts/train_style_classifier.py``) to tell apart the course-made music styles of
+:data:`course_lib.synth.MUSIC_STYLES`; its penultimate layer (:meth:`StyleClassifier.embed`) is a
+compact description of "what kind of music this sounds like", the same role the VGGish
+embedding plays in the Fréchet Audio Distance (Kilgour et al., 2019).
+
+- :class:`StyleClassifier`: the model, with :meth:`~StyleClassifier.embed`,
+  :meth:`~StyleClassifier.predict`, :meth:`~StyleClassifier.predict_proba`,
+  :meth:`~StyleClassifier.save_pretrained` and :meth:`~StyleClassifier.from_pretrained`
+  (a ``config.json`` plus ``model.safetensors`` folder).
+- :func:`load_style_classifier`: the checkpoint that ships in ``checkpoints/style-classifier``.
+- :func:`log_mel_features`: the exact input features (so training and use cannot drift apart).
+
+Any clip length from about 0.4 s up works: the network ends in a global average over time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from course_lib.validate import CourseInputError, as_float_tensor, check_positive_int, check_sample_rate
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "StyleClassifier",
+    "log_mel_features",
+    "default_checkpoint_dir",
+    "load_style_classifier",
+]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "model_type": "course-style-classifier",
+    "sample_rate": 22050,
+    "n_fft": 1024,
+    "hop_length": 256,
+    "n_mels": 64,
+    "top_db": 80.0,
+    "channels": [16, 32, 64, 96],
+    "embed_dim": 96,
+    "dropout": 0.2,
+    "classes": ["hiphop", "techno", "ambient", "chiptune", "rock", "jazz"],
+    "training": None,  # free-form notes written by the training script (data seeds, steps, accuracy)
+}
+
+_MIN_FRAMES = 16  # four 2x poolings need at least 16 frames to leave one
+
+
+def _check_config(config: Any) -> dict[str, Any]:
+    """Fill missing keys from DEFAULT_CONFIG and check the values that matter."""
+    if not isinstance(config, dict):
+        raise CourseInputError(f"config: expected a dict like DEFAULT_CONFIG, got {type(config).__name__}.")
+    unknown = sorted(set(config) - set(DEFAULT_CONFIG))
+    if unknown:
+        raise CourseInputError(f"config: unknown key(s) {unknown}; the known keys are {sorted(DEFAULT_CONFIG)}.")
+    cfg = {**DEFAULT_CONFIG, **config}
+    check_sample_rate(cfg["sample_rate"], "config['sample_rate']")
+    for key in ("n_fft", "hop_length", "n_mels", "embed_dim"):
+        check_positive_int(cfg[key], f"config[{key!r}]")
+    channels = cfg["channels"]
+    if not isinstance(channels, (list, tuple)) or len(channels) != 4:
+        raise CourseInputError(f"config['channels']: expected a list of 4 channel counts, got {channels!r}.")
+    for c in channels:
+        check_positive_int(c, "config['channels'][i]")
+    classes = cfg["classes"]
+    if (not isinstance(classes, (list, tuple)) or len(classes) < 2
+            or not all(isinstance(c, str) for c in classes) or len(set(classes)) != len(classes)):
+        raise CourseInputError(f"config['classes']: expected at least 2 distinct class names, got {classes!r}.")
+    if not (isinstance(cfg["dropout"], (int, float)) and 0.0 <= cfg["dropout"] < 1.0):
+        raise CourseInputError(f"config['dropout']: expected a number in [0, 1), got {cfg['dropout']!r}.")
+    if cfg["training"] is not None and not isinstance(cfg["training"], dict):
+        raise CourseInputError(f"config['training']: expected a dict of notes or None, got {cfg['training']!r}.")
+    cfg["channels"] = [int(c) for c in channels]
+    cfg["classes"] = list(classes)
+    return cfg
+
+
+def log_mel_features(audio: Any, sample_rate: int = 22050, n_fft: int = 1024, hop_length: int = 256,
+                     n_mels: int = 64, top_db: float = 80.0) -> torch.Tensor:
+    """Audio (T,) or (N, T) -> normalised log-mel features (N, 1, n_mels, frames).
+
+    Power mel spectrogram in dB relative to each clip's loudest bin (so the overall level does
+    not matter), floored at ``-top_db`` and mapped to roughly [-1, 1] by ``(dB + 40) / 40``.
+    """
+    from course_lib.spectrogram import mel_spectrogram, power_to_db
+
+    x = as_float_tensor(audio, "audio", min_ndim=1, max_ndim=2, min_length=n_fft)
+    if x.ndim == 1:
+        x = x[None]
+    mel = mel_spectrogram(x, sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+    db = power_to_db(mel, ref="max", top_db=top_db)
+    return ((db + top_db / 2) / (top_db / 2))[:, None]
+
+
+class StyleClassifier(nn.Module):
+    """Log-mel CNN: 4 x (conv 3x3, batch norm, ReLU, 2x2 max-pool), time-frequency average, embedding, classes.
+
+    ``forward`` takes features from :func:`log_mel_features` and returns logits; the audio-level
+    methods (:meth:`embed`, :meth:`predict`, :meth:`predict_proba`) do the feature step for you.
+    """
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.config = _check_config({} if config is None else dict(config))
+        blocks: list[nn.Module] = []
+        c_in = 1
+        for c_out in self.config["channels"]:
+            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+                       nn.MaxPool2d(2)]
+            c_in = c_out
+        self.features = nn.Sequential(*blocks)
+        self.embedding = nn.Sequential(nn.Linear(c_in, self.config["embed_dim"]), nn.ReLU())
+        self.dropout = nn.Dropout(self.config["dropout"])
+        self.head = nn.Linear(self.config["embed_dim"], len(self.config["classes"]))
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names, in the order of the logits."""
+        return list(self.config["classes"])
+
+    @property
+    def sample_rate(self) -> int:
+        """The sample rate (Hz) the model expects."""
+        return int(self.config["sample_rate"])
+
+    def embed_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """Features (N, 1, n_mels, frames) -> embeddings (N, embed_dim) (the penultimate layer)."""
+        if feats.ndim != 4 or feats.shape[1] != 1 or feats.shape[2] != self.config["n_mels"]:
+            raise CourseInputError(
+                f"feats: expected shape (N, 1, {self.config['n_mels']}, frames), got {tuple(feats.shape)}; "
+                "make them with log_mel_features(audio, ...) using the model's config."
+            )
+        if feats.shape[-1] < _MIN_FRAMES:
+            raise CourseInputError(
+                f"feats: {feats.shape[-1]} frames is too short; the model needs at least {_MIN_FRAMES} "
+                f"(about {_MIN_FRAMES * self.config['hop_length'] / self.sample_rate:.2f} s of audio)."
+            )
+        h = self.features(feats).mean(dim=(2, 3))
+        return self.embedding(h)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """Features (N, 1, n_mels, frames) -> class logits (N, n_classes)."""
+        return self.head(self.dropout(self.embed_features(feats)))
+
+    def features_of(self, audio: Any, sample_rate: int | None = None) -> torch.Tensor:
+        """Audio (T,) or (N, T) at the model's rate -> features (N, 1, n_mels, frames) on the model's device."""
+        rate = self.sample_rate if sample_rate is None else sample_rate
+        check_sample_rate(rate, "sample_rate", expected=self.sample_rate)
+        min_len = max(self.config["n_fft"], _MIN_FRAMES * self.config["hop_length"])
+        x = as_float_tensor(audio, "audio", min_ndim=1, max_ndim=2, min_length=min_len)
+        device = next(self.parameters()).device
+        c = self.config
+        return log_mel_features(x.to(device), c["sample_rate"], c["n_fft"], c["hop_length"], c["n_mels"],
+                                c["top_db"])
+
+    def _batched(self, audio: Any, sample_rate: int | None, batch_size: int, fn: Any) -> torch.Tensor:
+        batch_size = check_positive_int(batch_size, "batch_size")
+        rate = self.sample_rate if sample_rate is None else sample_rate
+        check_sample_rate(rate, "sample_rate", expected=self.sample_rate)
+        min_len = max(self.config["n_fft"], _MIN_FRAMES * self.config["hop_length"])
+        x = as_float_tensor(audio, "audio", min_ndim=1, max_ndim=2, min_length=min_len)
+        if x.ndim == 1:
+            x = x[None]
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                out = [fn(self.features_of(x[i:i + batch_size], rate)) for i in range(0, x.shape[0], batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(out).cpu()
+
+    def embed(self, audio: Any, sample_rate: int | None = None, batch_size: int = 64) -> torch.Tensor:
+        """Audio (T,) or (N, T) -> embeddings (N, embed_dim), float32 on the CPU, in eval mode, no gradients."""
+        return self._batched(audio, sample_rate, batch_size, self.embed_features)
+
+    def predict_proba(self, audio: Any, sample_rate: int | None = None, batch_size: int = 64) -> torch.Tensor:
+        """Audio (T,) or (N, T) -> class probabilities (N, n_classes); column k is ``classes[k]``."""
+        return self._batched(audio, sample_rate, batch_size, lambda f: torch.softmax(self(f), dim=-1))
+
+    def predict(self, audio: Any, sample_rate: int | None = None, batch_size: int = 64) -> torch.Tensor:
+        """Audio (T,) or (N, T) -> the most likely class id per clip (N,) (``classes[id]`` is its name)."""
+        return self.predict_proba(audio, sample_rate, batch_size).argmax(dim=-1)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created if needed), atomically."""
+        from safetensors.torch import save_file
+
+        if not isinstance(folder, (str, os.PathLike)):
+            raise CourseInputError(f"folder: expected a folder path, got {type(folder).__name__}.")
+        out = Path(folder)
+        if out.exists() and not out.is_dir():
+            raise CourseInputError(f"folder: {str(out)!r} is a file; give a folder to write the model into.")
+        out.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
+        for name, writer in ((WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"})),
+                             (CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(self.config, indent=2) + "\n"))):
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=out)
+            os.close(fd)
+            try:
+                writer(tmp)
+                os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a checkpoint is for everyone
+                os.replace(tmp, out / name)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+        return out
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "StyleClassifier":
+        """Load a model written by :meth:`save_pretrained`; it is returned in eval mode on ``device``."""
+        from safetensors.torch import load_file
+
+        if not isinstance(folder, (str, os.PathLike)):
+            raise CourseInputError(f"folder: expected a folder path, got {type(folder).__name__}.")
+        root = Path(folder)
+        if not root.is_dir():
+            raise CourseInputError(
+                f"folder: {str(root)!r} is not a folder; give the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}."
+            )
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            if not (root / name).is_file():
+                raise CourseInputError(f"folder: {str(root)!r} has no {name}; is it a style-classifier checkpoint?")
+        try:
+            config = json.loads((root / CONFIG_NAME).read_text())
+        except json.JSONDecodeError as err:
+            raise CourseInputError(f"folder: {str(root / CONFIG_NAME)!r} is not valid JSON ({err}).") from err
+        if not isinstance(config, dict) or config.get("model_type") != DEFAULT_CONFIG["model_type"]:
+            raise CourseInputError(
+                f"folder: {str(root / CONFIG_NAME)!r} is not a {DEFAULT_CONFIG['model_type']!r} config."
+            )
+        model = cls(config)
+        state = load_file(str(root / WEIGHTS_NAME))
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()
+            raise CourseInputError(
+                f"folder: the weights in {str(root / WEIGHTS_NAME)!r} do not fit its config.json "
+                f"({first[1].strip() if len(first) > 1 else first[0]}); keep the files of one checkpoint together."
+            ) from err
+        return model.to(device).eval()
+
+
+def default_checkpoint_dir() -> Path:
+    """Where the shipped checkpoint lives: ``<repo>/checkpoints/style-classifier``.
+
+    The repository root is the folder above the ``course_lib`` package (an editable install or a
+    clone); failing that, the current folder and its parents are searched.
+    """
+    rel = Path("checkpoints") / "style-classifier"
+    candidates = [Path(__file__).resolve().parents[1] / rel]
+    cwd = Path.cwd().resolve()
+    candidates += [p / rel for p in (cwd, *cwd.parents)]
+    for c in candidates:
+        if (c / CONFIG_NAME).is_file():
+            return c
+    return candidates[0]
+
+
+def load_style_classifier(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+                          ) -> StyleClassifier:
+    """The course-trained style classifier that ships with the repository (or the one in ``folder``)."""
+    root = default_checkpoint_dir() if folder is None else folder
+    if folder is None and not (Path(root) / CONFIG_NAME).is_file():
+        raise CourseInputError(
+            f"folder: the shipped checkpoint was not found at {str(root)!r}; run this from a clone of the "
+            "course (pip install -e .), or train one with `python scripts/train_style_classifier.py`."
+        )
+    return StyleClassifier.from_pretrained(root, device=device)
