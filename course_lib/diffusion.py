@@ -1,0 +1,667 @@
+"""Spectrogram diffusion: a UNet denoises a mel-spectrogram image, ``Mel`` turns it into sound.
+
+:class:`SpectrogramDiffusionPipeline` does what diffusers' (deprecated) ``AudioDiffusionPipeline``
+does, without needing it: it works with any diffusers ``UNet2DModel``, a ``DDPMScheduler`` or
+``DDIMScheduler`` and a :class:`course_lib.spectrogram.Mel`, and adds what lesson 02 needs:
+
+- batches, a step count, DDIM's ``eta``, a seeded ``torch.Generator`` (or an int seed);
+- variations: start part-way through the schedule (``start_step``) from an existing clip;
+- inpainting / continuation: ``mask_start_secs`` / ``mask_end_secs`` keep part of the image fixed
+  by re-noising the known region to the current noise level after every step;
+- longer audio from wider noise (``width``, a multiple of what the UNet accepts);
+- :meth:`~SpectrogramDiffusionPipeline.encode` (DDIM inversion: image -> noise), :func:`slerp`;
+- :meth:`~SpectrogramDiffusionPipeline.continue_audio` and :meth:`~SpectrogramDiffusionPipeline.loop`;
+- ``save_pretrained`` / ``from_pretrained`` in diffusers' folder layout (``unet/``, ``scheduler/``,
+  ``mel/mel_config.json``, ``model_index.json``), safetensors weights.
+
+Images are ``y_res`` mel bands by ``width`` frames; inside the loop pixels live in [-1, 1]
+(``x = byte / 255 * 2 - 1``), as in diffusers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from course_lib.spectrogram import Mel
+from course_lib.validate import CourseInputError, as_float_tensor, check_positive_int, check_sample_rate
+
+__all__ = ["SpectrogramOutput", "SpectrogramDiffusionPipeline", "slerp", "images_to_tensor", "tensor_to_images"]
+
+MODEL_INDEX = "model_index.json"
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+
+def _number(value: Any, name: str, low: float | None = None, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise CourseInputError(f"{name}: expected a number, got {value!r}.")
+    value = float(value)
+    if not math.isfinite(value):
+        raise CourseInputError(f"{name}: must be a finite number, got {value}.")
+    if low is not None and value < low:
+        raise CourseInputError(f"{name}: must be ≥ {low}, got {value}.")
+    if high is not None and value > high:
+        raise CourseInputError(f"{name}: must be ≤ {high}, got {value}.")
+    return value
+
+
+def images_to_tensor(images: Any, name: str = "images") -> torch.Tensor:
+    """uint8 images (H, W), (N, H, W), (N, 1, H, W) or a list of PIL "L" images -> float (N, 1, H, W) in [-1, 1]."""
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise CourseInputError(f"{name}: the list is empty; give at least one image.")
+        images = np.stack([np.asarray(im) for im in images])
+    elif hasattr(images, "mode") and hasattr(images, "size"):  # one PIL image
+        images = np.asarray(images)
+    if isinstance(images, np.ndarray):
+        tensor = torch.from_numpy(np.ascontiguousarray(images))
+    elif isinstance(images, torch.Tensor):
+        tensor = images.detach()
+    else:
+        raise CourseInputError(f"{name}: expected uint8 image(s) (array, tensor or PIL), got {type(images).__name__}.")
+    if tensor.dtype != torch.uint8:
+        raise CourseInputError(
+            f"{name}: has dtype {tensor.dtype}; spectrogram images are uint8 grey levels 0..255 "
+            "(as returned in output.images)."
+        )
+    if tensor.ndim == 2:
+        tensor = tensor[None, None]
+    elif tensor.ndim == 3:
+        tensor = tensor[:, None]
+    elif tensor.ndim != 4 or tensor.shape[1] != 1:
+        raise CourseInputError(f"{name}: expected shape (H, W), (N, H, W) or (N, 1, H, W), got {tuple(tensor.shape)}.")
+    return tensor.to(torch.float32) / 255.0 * 2.0 - 1.0
+
+
+def tensor_to_images(x: torch.Tensor) -> np.ndarray:
+    """Float images (N, 1, H, W) in [-1, 1] -> uint8 NumPy (N, H, W) (clipped, rounded)."""
+    x = (x.detach().to("cpu", torch.float32) / 2.0 + 0.5).clamp(0.0, 1.0)
+    return (x[:, 0] * 255.0).round().to(torch.uint8).numpy()
+
+
+def slerp(x0: Any, x1: Any, alpha: float) -> torch.Tensor:
+    """Spherical interpolation between two noise tensors of the same shape (``alpha`` 0 -> x0, 1 -> x1).
+
+    Gaussian noise lives near a sphere, so walking along the great circle keeps the norm near that
+    of the endpoints, where a straight line (lerp) would pass through lower-norm, blurrier noise.
+    """
+    a = as_float_tensor(x0, "x0")
+    b = as_float_tensor(x1, "x1")
+    if a.shape != b.shape:
+        raise CourseInputError(f"x1: shape {tuple(b.shape)} differs from x0's {tuple(a.shape)}; "
+                               "give noises of one shape.")
+    t = _number(alpha, "alpha", 0.0, 1.0)
+    na, nb = a.flatten().norm(), b.flatten().norm()
+    if float(na) == 0.0 or float(nb) == 0.0:
+        raise CourseInputError("x0/x1: an all-zero tensor has no direction to interpolate along; give noise.")
+    cos = torch.clamp(torch.dot(a.flatten(), b.flatten()) / (na * nb), -1.0, 1.0)
+    theta = torch.acos(cos)
+    if float(torch.sin(theta)) < 1e-6:  # (nearly) parallel: the straight line is the arc
+        return (1.0 - t) * a + t * b
+    return (torch.sin((1.0 - t) * theta) * a + torch.sin(t * theta) * b) / torch.sin(theta)
+
+
+@dataclass
+class SpectrogramOutput:
+    """What the pipeline returns.
+
+    ``images``: uint8 (N, H, W) spectrograms; ``audios``: float32 (N, samples); ``sample_rate`` in Hz;
+    ``noise``: the starting noise (N, 1, H, W), handy for slerp and re-generation.
+    """
+
+    images: np.ndarray
+    audios: np.ndarray
+    sample_rate: int
+    noise: torch.Tensor | None = None
+
+    @property
+    def pil_images(self) -> list:
+        """The images as PIL greyscale images (what diffusers' pipeline returns in ``.images``)."""
+        from PIL import Image
+
+        return [Image.fromarray(im) for im in self.images]
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+
+class SpectrogramDiffusionPipeline:
+    """UNet2DModel + DDPM/DDIM scheduler + ``Mel``: sample spectrogram images and turn them into audio.
+
+    ``pipe(batch_size=2, steps=50, generator=0)`` returns a :class:`SpectrogramOutput`. The image
+    height and default width come from ``unet.config.sample_size`` (an int or an (H, W) pair, as
+    old and new diffusers configs store it); the ``Mel``'s ``y_res`` must equal that height.
+    """
+
+    def __init__(self, unet: Any, scheduler: Any, mel: Any) -> None:
+        from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+
+        if not isinstance(unet, UNet2DModel):
+            raise CourseInputError(f"unet: expected a diffusers UNet2DModel, got {type(unet).__name__}.")
+        if not isinstance(scheduler, (DDPMScheduler, DDIMScheduler)):
+            raise CourseInputError(
+                f"scheduler: expected a DDPMScheduler or DDIMScheduler, got {type(scheduler).__name__}; "
+                "make one with DDIMScheduler.from_config(other.config)."
+            )
+        if not all(hasattr(mel, a) for a in ("x_res", "y_res", "hop_length", "get_sample_rate")):
+            raise CourseInputError(f"mel: expected a course_lib.Mel (or diffusers' Mel), got {type(mel).__name__}.")
+        self.unet = unet
+        self.scheduler = scheduler
+        self.mel = mel
+        self._check_sizes()
+
+    def __repr__(self) -> str:
+        return (f"SpectrogramDiffusionPipeline(sample_size={self.sample_size}, "
+                f"scheduler={type(self.scheduler).__name__}, "
+                f"sample_rate={self.sample_rate}, hop_length={self.mel.hop_length})")
+
+    # -- sizes ---------------------------------------------------------------------------
+
+    @property
+    def sample_size(self) -> tuple[int, int]:
+        """(height, width) of the images the UNet was trained on, read from ``unet.config``."""
+        size = self.unet.config.sample_size
+        if isinstance(size, (int, np.integer)):
+            return int(size), int(size)
+        size = tuple(int(s) for s in size)
+        if len(size) != 2:
+            raise CourseInputError(f"unet.config.sample_size: expected an int or (H, W), got {size}.")
+        return size  # type: ignore[return-value]
+
+    @property
+    def width_multiple(self) -> int:
+        """Widths the UNet accepts are multiples of this (2 for each down-sampling block)."""
+        return 2 ** max(len(self.unet.config.down_block_types) - 1, 0)
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate of the audio, in Hz."""
+        return int(self.mel.get_sample_rate())
+
+    @property
+    def device(self) -> torch.device:
+        """The UNet's device."""
+        return next(self.unet.parameters()).device
+
+    def _check_sizes(self) -> None:
+        height, width = self.sample_size
+        if int(self.mel.y_res) != height:
+            raise CourseInputError(
+                f"mel: y_res={self.mel.y_res} but the UNet makes images {height} high "
+                f"(unet.config.sample_size={self.unet.config.sample_size}); use Mel(y_res={height}, ...)."
+            )
+        if int(self.mel.x_res) != width:
+            raise CourseInputError(
+                f"mel: x_res={self.mel.x_res} but the UNet was trained on images {width} wide "
+                f"(unet.config.sample_size={self.unet.config.sample_size}); use Mel(x_res={width}, ...) "
+                "and ask for wider images with width=."
+            )
+
+    def _check_width(self, width: Any) -> int:
+        if width is None:
+            return self.sample_size[1]
+        width = check_positive_int(width, "width")
+        multiple = self.width_multiple
+        if width % multiple:
+            raise CourseInputError(
+                f"width: {width} is not a multiple of {multiple}, which this UNet needs (it halves the image "
+                f"{len(self.unet.config.down_block_types) - 1} time(s)); "
+                f"try width={max(multiple, width // multiple * multiple)}."
+            )
+        return width
+
+    def seconds_to_pixels(self, seconds: float) -> int:
+        """How many image columns (frames) cover ``seconds`` of audio (``sample_rate / hop_length`` per second)."""
+        return int(round(float(seconds) * self.sample_rate / self.mel.hop_length))
+
+    def _mel_for(self, width: int) -> Any:
+        """A Mel making images ``width`` frames wide (the pipeline's own one when the width matches)."""
+        if width == int(self.mel.x_res):
+            return self.mel
+        if isinstance(self.mel, Mel):
+            return Mel.from_config(self.mel.to_dict(), x_res=width, device=self.mel.device)
+        raise CourseInputError(
+            f"width: {width} differs from mel.x_res={self.mel.x_res} and the mel is not a course_lib.Mel; "
+            "set pipe.mel = course_lib.Mel.from_config(dict(pipe.mel.config)) to make wider images."
+        )
+
+    def to(self, device: str | torch.device) -> "SpectrogramDiffusionPipeline":
+        """Move the UNet (and a course ``Mel``) to ``device``; returns ``self``."""
+        self.unet.to(device)
+        if isinstance(self.mel, Mel):
+            self.mel.to(device)
+        return self
+
+    # -- audio <-> images ------------------------------------------------------------------
+
+    def audio_to_image(self, audio: Any, sample_rate: int | None = None, slice: int = 0,
+                       width: int | None = None) -> np.ndarray:
+        """uint8 image (H, width) of slice ``slice`` of a mono clip; shorter clips are padded with silence.
+
+        ``sample_rate`` (if given) must be the pipeline's: resample first otherwise.
+        """
+        if sample_rate is not None:
+            check_sample_rate(sample_rate, "sample_rate", expected=self.sample_rate)
+        width = self._check_width(width)
+        x = as_float_tensor(audio, "raw_audio")
+        if x.ndim != 1:
+            raise CourseInputError(f"raw_audio: expected mono audio (T,), got shape {tuple(x.shape)}; "
+                                   "average the channels.")
+        mel = self._mel_for(width)
+        if isinstance(mel, Mel):
+            images = mel.audio_to_images(x, pad=True)
+        else:
+            mel.load_audio(raw_audio=x.cpu().numpy())
+            images = torch.stack([torch.from_numpy(np.asarray(mel.audio_slice_to_image(i)))
+                                  for i in range(mel.get_number_of_slices())])
+        slice = check_positive_int(slice, "slice", minimum=0)
+        if slice >= images.shape[0]:
+            raise CourseInputError(f"slice: the clip has {images.shape[0]} slice(s) of {width} frames; "
+                                   f"slice={slice} is past its end.")
+        return images[slice].cpu().numpy()
+
+    def images_to_audio(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images (N, H, W) -> float32 audio (N, (W - 1) * hop_length) with the pipeline's Mel."""
+        width = int(images.shape[-1])
+        mel = self._mel_for(width)
+        if isinstance(mel, Mel):
+            return mel.images_to_audio(torch.from_numpy(np.ascontiguousarray(images))).cpu().numpy()
+        from PIL import Image
+
+        return np.stack([np.asarray(mel.image_to_audio(Image.fromarray(im)), dtype=np.float32) for im in images])
+
+    # -- sampling --------------------------------------------------------------------------
+
+    def _generator(self, generator: Any) -> torch.Generator:
+        if generator is None:
+            return torch.Generator(device="cpu").manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
+        if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+            return torch.Generator(device="cpu").manual_seed(int(generator))
+        if not isinstance(generator, torch.Generator):
+            raise CourseInputError(f"generator: expected a torch.Generator or an int seed, "
+                                   f"got {type(generator).__name__}.")
+        return generator
+
+    def _is_ddim(self) -> bool:
+        from diffusers import DDIMScheduler
+
+        return isinstance(self.scheduler, DDIMScheduler)
+
+    def _check_steps(self, steps: Any) -> int:
+        steps = check_positive_int(steps, "steps")
+        most = int(self.scheduler.config.num_train_timesteps)
+        if steps > most:
+            raise CourseInputError(f"steps: {steps} is more than the {most} noise levels the model was trained on; "
+                                   f"use at most {most}.")
+        return steps
+
+    def default_steps(self) -> int:
+        """50 for DDIM, 1000 for DDPM (what diffusers' audio pipeline uses)."""
+        return 50 if self._is_ddim() else 1000
+
+    def _init_tensor(self, init_image: Any, height: int, width: int, batch_size: int) -> torch.Tensor:
+        x0 = images_to_tensor(init_image, "init_image")
+        if tuple(x0.shape[-2:]) != (height, width):
+            raise CourseInputError(
+                f"init_image: is {x0.shape[-2]}x{x0.shape[-1]} (H x W) but this run makes {height}x{width} images; "
+                "pass width= to match, or make the image with pipe.audio_to_image(audio, width=...)."
+            )
+        if x0.shape[0] not in (1, batch_size):
+            raise CourseInputError(f"init_image: holds {x0.shape[0]} images for batch_size={batch_size}; "
+                                   f"give 1 or {batch_size}.")
+        return x0.expand(batch_size, -1, -1, -1).clone()
+
+    @torch.no_grad()
+    def __call__(self, batch_size: int = 1, *, steps: int | None = None, generator: Any = None, eta: float = 0.0,
+                 width: int | None = None, noise: Any = None, raw_audio: Any = None, sample_rate: int | None = None,
+                 audio_file: str | os.PathLike | None = None, slice: int = 0, init_image: Any = None,
+                 start_step: int = 0, mask_start_secs: float = 0.0, mask_end_secs: float = 0.0,
+                 progress: bool = True, return_audio: bool = True, _tie_pixels: int = 0,
+                 _mask_pixels: tuple[int, int] | None = None) -> SpectrogramOutput:
+        """Generate ``batch_size`` spectrograms (and their audio).
+
+        - ``steps``: denoising steps (default 50 for DDIM, 1000 for DDPM); ``eta``: DDIM's noise (0 = deterministic).
+        - ``generator``: a ``torch.Generator`` or an int seed; the same seed gives the same output.
+        - ``width``: image width in frames (default the UNet's); wider noise gives longer audio.
+        - ``noise``: your own starting noise (N, 1, H, width) instead of drawing it (e.g. from :meth:`encode`).
+        - ``raw_audio`` (+ ``sample_rate``) / ``audio_file`` / ``init_image``: an existing clip; with
+          ``start_step`` > 0 the run starts part-way through the schedule from it (a variation).
+        - ``mask_start_secs`` / ``mask_end_secs``: keep the first / last seconds of that clip fixed
+          (inpainting, continuation); the rest is generated to fit around it.
+        """
+        self._check_sizes()  # pipe.mel may have been swapped since construction
+        batch_size = check_positive_int(batch_size, "batch_size")
+        steps = self.default_steps() if steps is None else self._check_steps(steps)
+        eta = _number(eta, "eta", 0.0)
+        if eta and not self._is_ddim():
+            raise CourseInputError("eta: only the DDIM scheduler uses eta; leave it at 0 with DDPM.")
+        width = self._check_width(width)
+        height = self.sample_size[0]
+        gen = self._generator(generator)
+        start_step = check_positive_int(start_step, "start_step", minimum=0)
+        if start_step >= steps:
+            raise CourseInputError(f"start_step: must be below steps={steps} (0 starts from pure noise), "
+                                   f"got {start_step}.")
+
+        # The known image, if any.
+        x0 = None
+        sources = [s for s in (raw_audio, audio_file, init_image) if s is not None]
+        if len(sources) > 1:
+            raise CourseInputError("raw_audio / audio_file / init_image: give at most one of them.")
+        if audio_file is not None:
+            from course_lib.audio import load_audio
+
+            loaded = load_audio(audio_file, sample_rate=self.sample_rate)
+            raw_audio = loaded[0] if isinstance(loaded, tuple) else loaded
+        elif raw_audio is not None and sample_rate is None:
+            raise CourseInputError(
+                f"sample_rate: give the rate of raw_audio (it must be {self.sample_rate} Hz, "
+                "e.g. sample_rate=pipe.sample_rate), so a clip at another rate is not silently misread."
+            )
+        if raw_audio is not None:
+            init_image = self.audio_to_image(raw_audio, sample_rate, slice, width)
+        if init_image is not None:
+            x0 = self._init_tensor(init_image, height, width, batch_size).to(self.device)
+        if start_step > 0 and x0 is None:
+            raise CourseInputError("start_step: starting part-way needs a clip to start from; pass raw_audio=, "
+                                   "audio_file= or init_image=.")
+
+        # Mask: columns [0, left) and [width - right, width) stay equal to the known image.
+        if _mask_pixels is not None:
+            left, right = _mask_pixels
+        else:
+            m0 = _number(mask_start_secs, "mask_start_secs", 0.0)
+            m1 = _number(mask_end_secs, "mask_end_secs", 0.0)
+            duration = width * self.mel.hop_length / self.sample_rate
+            if m0 + m1 > duration:
+                raise CourseInputError(
+                    f"mask_start_secs + mask_end_secs: {m0 + m1:.3f} s is more than the clip, which lasts "
+                    f"{duration:.3f} s ({width} frames); keep less of it fixed."
+                )
+            left, right = self.seconds_to_pixels(m0), self.seconds_to_pixels(m1)
+            if left + right > width:  # rounding both up can pass one column too many
+                left = width - right
+        if (left or right) and x0 is None:
+            raise CourseInputError("mask_start_secs / mask_end_secs: a mask keeps part of a clip; pass raw_audio=, "
+                                   "audio_file= or init_image= too.")
+
+        # Noise.
+        channels = int(self.unet.config.in_channels)
+        shape = (batch_size, channels, height, width)
+        if noise is None:
+            noise = torch.randn(shape, generator=gen, dtype=torch.float32)
+        else:
+            noise = as_float_tensor(noise, "noise", min_ndim=4, max_ndim=4)
+            if tuple(noise.shape) != shape:
+                raise CourseInputError(f"noise: has shape {tuple(noise.shape)} but this run needs {shape} "
+                                       "(batch_size, channels, height, width).")
+        noise = noise.to(self.device)
+
+        self.scheduler.set_timesteps(steps)
+        timesteps = self.scheduler.timesteps
+        if x0 is not None and start_step > 0:
+            images = self.scheduler.add_noise(x0, noise, timesteps[start_step:start_step + 1])
+        else:
+            images = noise.clone()
+
+        def keep_known(x: torch.Tensor, index: int) -> torch.Tensor:
+            # Re-noise the known region to the noise level of timesteps[index] (exactly x0 after the last step).
+            if x0 is None or not (left or right):
+                return x
+            level = x0 if index >= len(timesteps) else self.scheduler.add_noise(x0, noise, timesteps[index:index + 1])
+            if left:
+                x[..., :left] = level[..., :left]
+            if right:
+                x[..., width - right:] = level[..., width - right:]
+            return x
+
+        images = keep_known(images, start_step)
+        from tqdm.auto import tqdm
+
+        for i, t in enumerate(tqdm(timesteps[start_step:], desc="denoising", disable=not progress, leave=False)):
+            model_input = self.scheduler.scale_model_input(images, t)
+            eps = self.unet(model_input, t).sample
+            if self._is_ddim():
+                images = self.scheduler.step(eps, t, images, eta=eta, generator=gen).prev_sample
+            else:
+                images = self.scheduler.step(eps, t, images, generator=gen).prev_sample
+            images = keep_known(images, start_step + i + 1)
+            if _tie_pixels:
+                images[..., width - _tie_pixels:] = images[..., :_tie_pixels]
+
+        pixels = tensor_to_images(images)
+        audios = self.images_to_audio(pixels) if return_audio else np.zeros((batch_size, 0), np.float32)
+        return SpectrogramOutput(images=pixels, audios=audios, sample_rate=self.sample_rate, noise=noise.cpu())
+
+    # -- inversion -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode(self, images: Any, steps: int = 50, progress: bool = True) -> torch.Tensor:
+        """DDIM inversion: run the deterministic sampler backwards, image(s) -> the noise (N, 1, H, W) that makes them.
+
+        Sampling that noise with the same ``steps`` and ``eta=0`` gives the images back (up to the
+        small error of evaluating the UNet one step early). Needs a DDIM scheduler predicting epsilon;
+        use one with ``clip_sample=False`` for the way back, since clipping the predicted image is a
+        step the inversion cannot undo.
+        """
+        if not self._is_ddim():
+            raise CourseInputError("scheduler: encode (DDIM inversion) needs a DDIMScheduler; set "
+                                   "pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config).")
+        if self.scheduler.config.prediction_type != "epsilon":
+            raise CourseInputError(f"scheduler: encode needs prediction_type='epsilon', "
+                                   f"not {self.scheduler.config.prediction_type!r}.")
+        steps = self._check_steps(steps)
+        x = images_to_tensor(images, "images").to(self.device)
+        height = self.sample_size[0]
+        if x.shape[-2] != height:
+            raise CourseInputError(f"images: are {x.shape[-2]} high but this UNet makes images {height} high.")
+        self._check_width(int(x.shape[-1]))
+        self.scheduler.set_timesteps(steps)
+        alphas = self.scheduler.alphas_cumprod.to(self.device)
+        final = torch.as_tensor(self.scheduler.final_alpha_cumprod, device=self.device)
+        jump = self.scheduler.config.num_train_timesteps // steps  # as DDIMScheduler.step computes it
+        from tqdm.auto import tqdm
+
+        for t in tqdm(torch.flip(self.scheduler.timesteps, (0,)), desc="inverting", disable=not progress, leave=False):
+            prev = int(t) - jump
+            a_prev = alphas[prev] if prev >= 0 else final
+            a_t = alphas[int(t)]
+            eps = self.unet(x, t).sample
+            x0_pred = (x - (1.0 - a_prev).sqrt() * eps) / a_prev.sqrt()
+            x = a_t.sqrt() * x0_pred + (1.0 - a_t).sqrt() * eps
+        return x.cpu()
+
+    # -- longer audio ----------------------------------------------------------------------
+
+    def continue_audio(self, audio: Any, seconds: float, sample_rate: int | None = None, *, steps: int | None = None,
+                       generator: Any = None, eta: float = 0.0, width: int | None = None, keep: float = 0.5,
+                       crossfade_secs: float = 0.0, progress: bool = True) -> np.ndarray:
+        """Continue a mono clip for ``seconds`` more: out-painting, one image at a time.
+
+        Each round puts the last ``keep`` fraction of an image's width of audio on the left of a new
+        image, keeps it fixed (a start mask) and generates the rest; the new columns' audio is
+        appended, scaled so the kept part's loudness matches the clip's. The result starts with
+        ``audio`` unchanged (with ``crossfade_secs`` > 0, all but its last ``crossfade_secs``, which are
+        blended into the new audio) and is ``round(seconds * sample_rate)`` samples longer.
+        """
+        if sample_rate is None:
+            raise CourseInputError(f"sample_rate: give the clip's rate (it must be {self.sample_rate} Hz).")
+        check_sample_rate(sample_rate, "sample_rate", expected=self.sample_rate)
+        x = as_float_tensor(audio, "audio", max_ndim=1).cpu().numpy()
+        extra = int(round(_number(seconds, "seconds", 0.0) * self.sample_rate))
+        if extra < 1:
+            raise CourseInputError(f"seconds: {seconds} adds no samples; "
+                                   f"ask for more than {1 / self.sample_rate:.2g} s.")
+        width = self._check_width(width)
+        keep = _number(keep, "keep", 0.0, 1.0)
+        hop = self.mel.hop_length
+        kept = int(round(keep * width))
+        if not 1 <= kept <= width - 2:
+            raise CourseInputError(f"keep: {keep} keeps {kept} of {width} columns; choose a fraction leaving at least "
+                                   "one kept and two new columns (e.g. 0.5).")
+        context_len = kept * hop
+        if x.shape[0] < context_len:
+            raise CourseInputError(f"audio: {x.shape[0]} samples is shorter than the {context_len} samples "
+                                   f"({context_len / self.sample_rate:.2f} s) a round keeps; "
+                                   "give a longer clip or lower keep.")
+        fade = int(round(_number(crossfade_secs, "crossfade_secs", 0.0) * self.sample_rate))
+        if fade > context_len:
+            raise CourseInputError(f"crossfade_secs: longer than the kept context "
+                                   f"({context_len / self.sample_rate:.2f} s).")
+        gen = self._generator(generator)
+        out = x.copy()
+        target = x.shape[0] + extra
+        image_len = width * hop - 1
+        while out.shape[0] < target:
+            context = out[-context_len:]
+            padded = np.concatenate([context, np.zeros(image_len - context_len, np.float32)])
+            image = self.audio_to_image(padded, self.sample_rate, 0, width)
+            result = self(1, steps=steps, generator=gen, eta=eta, width=width, init_image=image,
+                          _mask_pixels=(kept, 0), progress=progress)
+            made = result.audios[0]
+            ref_rms = float(np.sqrt(np.mean(context.astype(np.float64) ** 2)))
+            got_rms = float(np.sqrt(np.mean(made[:context_len].astype(np.float64) ** 2)))
+            gain = ref_rms / got_rms if got_rms > 1e-8 else 1.0
+            new = made[context_len:] * gain
+            if fade and out.shape[0] == x.shape[0]:
+                ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+                out[-fade:] = out[-fade:] * (1.0 - ramp) + made[context_len - fade:context_len] * gain * ramp
+            out = np.concatenate([out, new.astype(np.float32)])
+        return out[:target]
+
+    def loop(self, batch_size: int = 1, *, overlap: float = 0.25, steps: int | None = None, generator: Any = None,
+             eta: float = 0.0, width: int | None = None, crossfade_secs: float = 0.02,
+             progress: bool = True) -> tuple[SpectrogramOutput, np.ndarray]:
+        """A seamless loop: generate an image whose last ``overlap`` columns are tied to its first ones.
+
+        After every denoising step the right edge is set to the left edge, so the finished image
+        ends as it begins; one period of the loop is the audio of the first ``width - overlap``
+        columns, and its start is crossfaded with what follows the period, so repeating it
+        (``np.tile``) has no click. Returns the output and the loop audio (N, period samples).
+        """
+        width = self._check_width(width)
+        overlap = _number(overlap, "overlap", 0.0, 0.5)
+        tied = int(round(overlap * width))
+        if tied < 1:
+            raise CourseInputError(f"overlap: {overlap} ties no columns of a {width}-wide image; use e.g. 0.25.")
+        result = self(batch_size, steps=steps, generator=generator, eta=eta, width=width, progress=progress,
+                      _tie_pixels=tied)
+        period = (width - tied) * self.mel.hop_length
+        fade = min(int(round(_number(crossfade_secs, "crossfade_secs", 0.0) * self.sample_rate)),
+                   result.audios.shape[1] - period)
+        loops = result.audios[:, :period].copy()
+        if fade > 0:
+            ramp = np.linspace(0.0, 1.0, fade, endpoint=False, dtype=np.float32)
+            loops[:, :fade] = result.audios[:, :fade] * ramp + result.audios[:, period:period + fade] * (1.0 - ramp)
+        return result, loops
+
+    # -- saving and loading ----------------------------------------------------------------
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
+        """Write the pipeline in diffusers' layout: ``unet/`` (safetensors), ``scheduler/``, ``mel/``,
+        ``model_index.json``.
+
+        ``model_index.json`` names diffusers' ``AudioDiffusionPipeline``, so ``DiffusionPipeline.from_pretrained``
+        also loads the folder (while diffusers still ships that class).
+        """
+        import diffusers
+
+        if not isinstance(save_directory, (str, os.PathLike)):
+            raise CourseInputError(f"save_directory: expected a folder path, got {type(save_directory).__name__}.")
+        folder = Path(save_directory)
+        if folder.exists() and not folder.is_dir():
+            raise CourseInputError(f"save_directory: {str(folder)!r} is a file; give a folder.")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.unet.save_pretrained(folder / "unet", safe_serialization=True)
+        self.scheduler.save_pretrained(folder / "scheduler")
+        mel = self.mel if isinstance(self.mel, Mel) else Mel.from_config(dict(self.mel.config))
+        mel.save_config(folder / "mel")
+        index = {
+            "_class_name": "AudioDiffusionPipeline",
+            "_diffusers_version": diffusers.__version__,
+            "mel": ["diffusers", "Mel"],
+            "scheduler": ["diffusers", type(self.scheduler).__name__],
+            "unet": ["diffusers", "UNet2DModel"],
+            "vqvae": [None, None],
+        }
+        (folder / MODEL_INDEX).write_text(json.dumps(index, indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, use_safetensors: bool | None = None,
+                        device: str | torch.device | None = None, mel_overrides: dict[str, Any] | None = None,
+                        **hub_kwargs: Any) -> "SpectrogramDiffusionPipeline":
+        """Load a pipeline folder (ours or a teticio-style audio-diffusion checkpoint), or a Hub id.
+
+        A local folder is read directly (offline): ``unet/`` with ``UNet2DModel.from_pretrained``
+        (pass ``use_safetensors=False`` for ``.bin`` weights), the scheduler class named in
+        ``scheduler/scheduler_config.json`` and ``mel/mel_config.json`` as a ``course_lib.Mel``
+        (diffusers' Mel configs load too; ``mel_overrides`` such as ``{"n_iter": 64}`` win).
+        Anything else goes through diffusers' ``DiffusionPipeline.from_pretrained`` (needs the Hub).
+        """
+        import diffusers
+
+        if not isinstance(path, (str, os.PathLike)):
+            raise CourseInputError(f"path: expected a folder or a Hub id, got {type(path).__name__}.")
+        folder = Path(path)
+        overrides = dict(mel_overrides or {})
+        text = str(path)
+        looks_local = (folder.exists() or isinstance(path, Path) or text.startswith((".", "/", "~"))
+                       or text.count("/") != 1 or "\\" in text)
+        if looks_local and not folder.is_dir():
+            raise CourseInputError(
+                f"path: {text!r} is not an existing folder (cwd is {os.getcwd()!r}); give a pipeline folder "
+                "(unet/, scheduler/, mel/) or a Hub id such as 'teticio/audio-diffusion-instrumental-hiphop-256'."
+            )
+        if folder.is_dir():
+            index_path = folder / MODEL_INDEX
+            index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+            vqvae = index.get("vqvae")
+            if vqvae and vqvae[0] is not None:
+                raise CourseInputError(f"path: {str(folder)!r} is a latent audio-diffusion model (it has a vqvae); "
+                                       "this pipeline handles pixel-space models only.")
+            for part in ("unet", "scheduler", "mel"):
+                if not (folder / part).is_dir():
+                    raise CourseInputError(f"path: {str(folder)!r} has no {part}/ folder; a pipeline folder holds "
+                                           "unet/, scheduler/, mel/ and model_index.json (see save_pretrained).")
+            unet = diffusers.UNet2DModel.from_pretrained(folder / "unet", use_safetensors=use_safetensors)
+            sched_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+            name = sched_config.get("_class_name", "DDIMScheduler")
+            if name not in ("DDIMScheduler", "DDPMScheduler"):
+                raise CourseInputError(f"path: the scheduler is a {name}; this pipeline uses "
+                                       "DDIMScheduler or DDPMScheduler.")
+            scheduler = getattr(diffusers, name).from_pretrained(folder / "scheduler")
+            mel = Mel.from_config(_mel_config(folder / "mel"), **overrides)
+        else:
+            try:
+                pipe = diffusers.DiffusionPipeline.from_pretrained(text, use_safetensors=use_safetensors, **hub_kwargs)
+            except (OSError, ValueError) as error:
+                raise CourseInputError(
+                    f"path: {text!r} is not a local folder and diffusers could not load it as a Hub id ({error}). "
+                    "Offline, give the folder of a saved pipeline; .bin checkpoints need use_safetensors=False."
+                ) from error
+            unet, scheduler = pipe.unet, pipe.scheduler
+            mel = Mel.from_config(_mel_config_dict(dict(pipe.mel.config)), **overrides)
+        pipeline = cls(unet.eval(), scheduler, mel)
+        return pipeline.to(device) if device is not None else pipeline
+
+
+def _mel_config_dict(config: dict[str, Any]) -> dict[str, Any]:
+    """Keep the keys ``course_lib.Mel`` knows (diffusers' Mel configs may carry extra bookkeeping keys)."""
+    return {k: v for k, v in config.items() if k in Mel._CONFIG_KEYS}
+
+
+def _mel_config(folder: Path) -> dict[str, Any]:
+    path = folder / Mel.config_name
+    if not path.is_file():
+        raise CourseInputError(f"path: {str(folder)!r} has no {Mel.config_name}.")
+    return _mel_config_dict(json.loads(path.read_text()))
