@@ -9,7 +9,11 @@ Modules (import the one you need; nothing heavy is imported here):
 - ``course_lib.preprocess``  the classic spectrogram preprocessing pipeline, done right and batched
 - ``course_lib.synth``       course-made sound: tones, chirps, chords, drums, music styles
 - ``course_lib.data``        dataset rows, offline datasets, on-disk caching
-- ``course_lib.metrics``     spectral convergence and friends
+- ``course_lib.metrics``     spectral convergence, Fréchet distance on classifier embeddings
+- ``course_lib.classifier``  a small course-trained music-style classifier (embeddings for metrics)
+- ``course_lib.diffusion``   the spectrogram diffusion pipeline (sampling, inpainting, inversion, ...)
+- ``course_lib.hub``         Hub models online, the course's shipped stand-ins offline
+- ``course_lib.musicgen``    MusicGen loading, generation helpers, the codebook delay pattern
 - ``course_lib.checks``      feedback for exercises
 - ``course_lib.exercises``   builds exercise notebooks from solutions
 - ``course_lib.grade``       the teacher's grader

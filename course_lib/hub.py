@@ -1,0 +1,112 @@
+"""One switch between the model Hub (online) and the course's own stand-ins (offline).
+
+Every lesson loads its models with ``from_pretrained(resolve_pretrained(hub_id))``. Online (see
+:func:`course_lib.settings.is_online`) that is the Hub id itself, so the real model is
+downloaded. Offline it is a folder shipped in this repository (written by ``save_pretrained``
+from a script in ``scripts/``), so the very same ``from_pretrained`` call works without a
+network and without the minutes of retries the Hub libraries otherwise spend.
+
+>>> from course_lib.hub import resolve_pretrained
+>>> source = resolve_pretrained("facebook/musicgen-small")   # id online, local folder offline
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from course_lib import settings
+from course_lib.validate import CourseInputError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Hub id → folder (relative to the repository root) holding its course-made stand-in.
+STANDINS: dict[str, str] = {
+    "facebook/musicgen-small": "checkpoints/tiny-musicgen",
+}
+
+
+def _check_hub_id(hub_id: Any) -> str:
+    if not isinstance(hub_id, str) or not hub_id.strip():
+        raise CourseInputError(
+            f"hub_id: expected a model id such as 'facebook/musicgen-small', got {hub_id!r}."
+        )
+    return hub_id.strip()
+
+
+def standin_dir(hub_id: str, root: str | os.PathLike | None = None) -> Path | None:
+    """The local stand-in folder registered for ``hub_id`` (or ``None`` if it has none).
+
+    The folder is looked up under ``root`` (default: the repository that holds ``course_lib``);
+    it is returned whether or not it exists yet.
+    """
+    hub_id = _check_hub_id(hub_id)
+    rel = STANDINS.get(hub_id)
+    if rel is None:
+        return None
+    return Path(root if root is not None else REPO_ROOT) / rel
+
+
+def _check_saved_dir(path: Path, name: str, hint: str) -> Path:
+    if not path.is_dir():
+        raise CourseInputError(f"{name}: the folder {str(path)!r} does not exist. {hint}")
+    if not (path / "config.json").is_file():
+        raise CourseInputError(
+            f"{name}: {str(path)!r} holds no config.json, so it is not a save_pretrained folder. {hint}"
+        )
+    return path
+
+
+def resolve_pretrained(
+    hub_id: str,
+    local_dir: str | os.PathLike | None = None,
+    *,
+    online: bool | None = None,
+) -> str:
+    """What to pass to ``from_pretrained``: ``hub_id`` online, a local folder offline.
+
+    Args:
+        hub_id: the Hub id of the real model, e.g. ``"facebook/musicgen-small"``.
+        local_dir: the stand-in folder to use offline; default: the one registered in
+            :data:`STANDINS` for ``hub_id``.
+        online: force the answer; default :func:`course_lib.settings.is_online` (which honours
+            ``HF_HUB_OFFLINE`` and ``COURSE_OFFLINE`` and otherwise probes within a second).
+
+    Offline, the Hub libraries are told so (:func:`course_lib.settings.go_offline`) and an id
+    with no stand-in raises :class:`CourseInputError` at once instead of retrying for minutes.
+    """
+    hub_id = _check_hub_id(hub_id)
+    if online is not None and not isinstance(online, bool):
+        raise CourseInputError(f"online: expected True, False or None, got {online!r}.")
+    if online is None:
+        online = settings.is_online()
+    if online:
+        return hub_id
+    settings.go_offline()
+    how_online = (
+        "To use the real model, connect to the internet and unset HF_HUB_OFFLINE / COURSE_OFFLINE "
+        "(or set COURSE_OFFLINE=0), then run the parameters cell again."
+    )
+    if local_dir is not None:
+        if not isinstance(local_dir, (str, os.PathLike)):
+            raise CourseInputError(f"local_dir: expected a folder path, got {type(local_dir).__name__}.")
+        path = Path(local_dir)
+        return str(_check_saved_dir(path, "local_dir", f"Give a folder written by save_pretrained. {how_online}"))
+    path = standin_dir(hub_id)
+    if path is None:
+        known = ", ".join(sorted(STANDINS)) or "none"
+        raise CourseInputError(
+            f"hub_id: {hub_id!r} cannot be loaded offline: the course ships no local stand-in for it. "
+            f"Ids with stand-ins: {known}. {how_online} Or pass local_dir= a folder you saved with "
+            "save_pretrained."
+        )
+    script = {"checkpoints/tiny-musicgen": "scripts/make_tiny_musicgen.py"}.get(STANDINS[hub_id], "its script")
+    return str(_check_saved_dir(path, "hub_id", f"Rebuild the stand-in with `python {script}` from the repository root."))
+
+
+def is_standin(source: str) -> bool:
+    """True when ``source`` (an answer of :func:`resolve_pretrained`) is a local folder, not a Hub id."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise CourseInputError(f"source: expected a Hub id or folder path, got {type(source).__name__}.")
+    return Path(source).is_dir()

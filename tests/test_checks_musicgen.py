@@ -1,0 +1,115 @@
+"""Lesson 04 exercise checks: right answers pass, the usual wrong ones fail with the right hint."""
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import checks
+from course_lib.checks import ExerciseFailed
+from course_lib.validate import CourseInputError
+
+
+def test_audio_seconds(capsys):
+    checks.check_audio_seconds(lambda n, rate, k: (n - k + 1) / rate)
+    assert "✅" in capsys.readouterr().out
+    with pytest.raises(ExerciseFailed, match="nominal length"):
+        checks.check_audio_seconds(lambda n, rate, k: n / rate)
+    with pytest.raises(ExerciseFailed, match="off by one"):
+        checks.check_audio_seconds(lambda n, rate, k: (n - k) / rate)
+    with pytest.raises(ExerciseFailed, match="expected a number"):
+        checks.check_audio_seconds(lambda n, rate, k: "five")
+
+
+def right_delay(codes, pad):
+    k, t = codes.shape
+    out = np.full((k, t + k - 1), pad)
+    for b in range(k):
+        out[b, b : b + t] = codes[b]
+    return out
+
+
+def test_delay_pattern(capsys):
+    checks.check_delay_pattern(right_delay)
+    assert "✅" in capsys.readouterr().out
+
+    def reversed_delay(codes, pad):
+        return right_delay(codes[::-1], pad)[::-1]
+
+    with pytest.raises(ExerciseFailed, match="wrong way"):
+        checks.check_delay_pattern(reversed_delay)
+    with pytest.raises(ExerciseFailed, match="shape"):
+        checks.check_delay_pattern(lambda codes, pad: codes)
+    with pytest.raises(ExerciseFailed, match="shifted right by k"):
+        checks.check_delay_pattern(lambda codes, pad: np.where(right_delay(codes, pad) == pad, 0, right_delay(codes, pad)))
+
+
+def test_delay_pattern_agrees_with_course_lib():
+    from course_lib.musicgen import delay_pattern
+
+    checks.check_delay_pattern(lambda codes, pad: delay_pattern(codes, pad=pad))
+
+
+def test_guidance(capsys):
+    checks.check_guidance(lambda c, u, s: u + s * (c - u))
+    assert "✅" in capsys.readouterr().out
+    with pytest.raises(ExerciseFailed, match="started from the conditional"):
+        checks.check_guidance(lambda c, u, s: c + s * (c - u))
+    with pytest.raises(ExerciseFailed, match="only sharpens"):
+        checks.check_guidance(lambda c, u, s: s * c)
+
+
+def test_guidance_matches_transformers_processor():
+    from transformers import ClassifierFreeGuidanceLogitsProcessor
+
+    proc = ClassifierFreeGuidanceLogitsProcessor(3.0)
+    cond, uncond = torch.randn(2, 16), torch.randn(2, 16)
+    out = proc(torch.zeros(2, 1, dtype=torch.long), torch.cat([cond, uncond]))
+    torch.testing.assert_close(out, uncond + 3.0 * (cond - uncond))
+
+
+def right_remove(audio, mask):
+    full = np.concatenate([mask, np.ones((mask.shape[0], audio.shape[-1] - mask.shape[1]), mask.dtype)], axis=1)
+    return [audio[i][:, full[i] != 0] for i in range(audio.shape[0])]
+
+
+def test_remove_padding(capsys):
+    checks.check_remove_padding(right_remove)
+    assert "✅" in capsys.readouterr().out
+    with pytest.raises(ExerciseFailed, match="return a list"):
+        checks.check_remove_padding(lambda a, m: a)
+    with pytest.raises(ExerciseFailed, match="nothing was removed"):
+        checks.check_remove_padding(lambda a, m: list(a))
+    with pytest.raises(ExerciseFailed, match="keep them"):
+        checks.check_remove_padding(lambda a, m: [a[i][:, : m.shape[1]][:, m[i] != 0] for i in range(len(a))])
+
+    def trims_the_end(a, m):
+        return [a[i][:, : a.shape[-1] - int((m[i] == 0).sum())] for i in range(len(a))]
+
+    with pytest.raises(ExerciseFailed, match="wrong samples"):
+        checks.check_remove_padding(trims_the_end)
+
+
+def test_remove_padding_agrees_with_the_musicgen_processor():
+    from transformers import AutoProcessor
+
+    from course_lib.hub import resolve_pretrained
+
+    processor = AutoProcessor.from_pretrained(resolve_pretrained("facebook/musicgen-small", online=False))
+    audio = np.random.default_rng(0).standard_normal((2, 1, 12)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 1, 0, 0, 0], [1] * 8])
+    for ours, theirs in zip(right_remove(audio, mask), processor.batch_decode(audio, padding_mask=mask)):
+        np.testing.assert_array_equal(ours, np.asarray(theirs))
+    # (the processor itself fails on stereo batches in transformers 5.23, so the check is not run on it)
+
+
+@pytest.mark.parametrize(
+    "check", [checks.check_audio_seconds, checks.check_delay_pattern, checks.check_guidance, checks.check_remove_padding]
+)
+def test_stub_and_non_callable(check):
+    def stub(*args):
+        raise NotImplementedError("your answer here")
+
+    with pytest.raises(ExerciseFailed, match="not answered yet"):
+        check(stub)
+    with pytest.raises(CourseInputError, match="without calling it"):
+        check(3)
