@@ -27,7 +27,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from course_lib.validate import CourseInputError, as_float_tensor, check_positive_int, check_sample_rate
+from course_lib.validate import (
+    CourseInputError,
+    as_float_tensor,
+    check_positive_int,
+    check_sample_rate,
+    prepare_output_dir,
+)
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -197,12 +203,7 @@ class StyleClassifier(nn.Module):
         """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created if needed), atomically."""
         from safetensors.torch import save_file
 
-        if not isinstance(folder, (str, os.PathLike)):
-            raise CourseInputError(f"folder: expected a folder path, got {type(folder).__name__}.")
-        out = Path(folder)
-        if out.exists() and not out.is_dir():
-            raise CourseInputError(f"folder: {str(out)!r} is a file; give a folder to write the model into.")
-        out.mkdir(parents=True, exist_ok=True)
+        out = prepare_output_dir(folder, "folder")
         state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
         for name, writer in ((WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"})),
                              (CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(self.config, indent=2) + "\n"))):

@@ -21,7 +21,6 @@ Images are ``y_res`` mel bands by ``width`` frames; inside the loop pixels live 
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,14 @@ import numpy as np
 import torch
 
 from course_lib.spectrogram import Mel
-from course_lib.validate import CourseInputError, as_float_tensor, check_positive_int, check_sample_rate
+from course_lib.validate import (
+    CourseInputError,
+    as_float_tensor,
+    check_number,
+    check_positive_int,
+    check_sample_rate,
+    prepare_output_dir,
+)
 
 __all__ = ["SpectrogramOutput", "SpectrogramDiffusionPipeline", "slerp", "images_to_tensor", "tensor_to_images"]
 
@@ -41,17 +47,7 @@ MODEL_INDEX = "model_index.json"
 # ----------------------------------------------------------------------------- small helpers
 
 
-def _number(value: Any, name: str, low: float | None = None, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise CourseInputError(f"{name}: expected a number, got {value!r}.")
-    value = float(value)
-    if not math.isfinite(value):
-        raise CourseInputError(f"{name}: must be a finite number, got {value}.")
-    if low is not None and value < low:
-        raise CourseInputError(f"{name}: must be ≥ {low}, got {value}.")
-    if high is not None and value > high:
-        raise CourseInputError(f"{name}: must be ≤ {high}, got {value}.")
-    return value
+_number = check_number  # shared with the rest of course_lib
 
 
 def images_to_tensor(images: Any, name: str = "images") -> torch.Tensor:
@@ -575,12 +571,7 @@ class SpectrogramDiffusionPipeline:
         """
         import diffusers
 
-        if not isinstance(save_directory, (str, os.PathLike)):
-            raise CourseInputError(f"save_directory: expected a folder path, got {type(save_directory).__name__}.")
-        folder = Path(save_directory)
-        if folder.exists() and not folder.is_dir():
-            raise CourseInputError(f"save_directory: {str(folder)!r} is a file; give a folder.")
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = prepare_output_dir(save_directory, "save_directory")
         self.unet.save_pretrained(folder / "unet", safe_serialization=True)
         self.scheduler.save_pretrained(folder / "scheduler")
         mel = self.mel if isinstance(self.mel, Mel) else Mel.from_config(dict(self.mel.config))

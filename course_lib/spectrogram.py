@@ -36,6 +36,7 @@ from course_lib.validate import (
     check_number,
     check_positive_int,
     check_sample_rate,
+    prepare_output_dir,
 )
 
 __all__ = [
@@ -939,12 +940,7 @@ class Mel:
 
     def save_config(self, save_directory: str | os.PathLike) -> Path:
         """Write ``mel_config.json`` (JSON, readable by ``Mel.from_config``) into a folder; return its path."""
-        if not isinstance(save_directory, (str, os.PathLike)):
-            raise CourseInputError(f"save_directory: expected a folder path, got {type(save_directory).__name__}.")
-        folder = Path(save_directory)
-        if folder.exists() and not folder.is_dir():
-            raise CourseInputError(f"save_directory: {str(folder)!r} is a file; give a folder.")
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = prepare_output_dir(save_directory, "save_directory")
         path = folder / self.config_name
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
         return path

@@ -15,7 +15,6 @@ Two ideas carry the whole module:
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache

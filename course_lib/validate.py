@@ -162,3 +162,14 @@ def check_dir(path: Any, name: str = "folder") -> Path:
     if not p.is_dir():
         raise CourseInputError(f"{name}: {str(p)!r} is not an existing folder.")
     return p
+
+
+def prepare_output_dir(path: Any, name: str = "folder") -> Path:
+    """Check that ``path`` can be a folder to write into, create it if needed, and return it."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise CourseInputError(f"{name}: expected a folder path, got {type(path).__name__}.")
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise CourseInputError(f"{name}: {str(p)!r} is a file; give a folder to write into.")
+    p.mkdir(parents=True, exist_ok=True)
+    return p

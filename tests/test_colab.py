@@ -1,6 +1,5 @@
 """The repository address lives in one place; badges, setup cells and the README table follow it."""
 
-import re
 import subprocess
 import sys
 from pathlib import Path

@@ -248,7 +248,7 @@ def test_hifigan_log_mel_matches_its_definition():
         (lambda: S.hifigan_log_mel(np.ones(100, dtype=np.float32)), "too short"),
     ],
 )
-def test_mel_bad_inputs(call, match):
+def test_mel_filterbank_and_feature_bad_inputs(call, match):
     with pytest.raises(CourseInputError, match=match):
         call()
 
