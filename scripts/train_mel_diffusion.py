@@ -1,0 +1,201 @@
+"""Train the course's small spectrogram diffusion model (lesson 02's offline stand-in) from scratch.
+
+    python scripts/train_mel_diffusion.py                      # the shipped model (about 25 min, 2 CPU cores)
+    python scripts/train_mel_diffusion.py --time-budget 60 --out course_data/mel-try   # a quick try
+
+Data: course-made music (``course_lib.synth.music_clip``, every style) cut into 64x64 mel-spectrogram
+images with ``course_lib.Mel`` (22 050 Hz, n_fft 1024, hop 512: one image is 1.49 s). Model: a small
+diffusers ``UNet2DModel`` trained with ``course_lib.training`` (epsilon prediction, DDPM noise
+schedule, EMA). The result is saved with ``SpectrogramDiffusionPipeline.save_pretrained`` in diffusers'
+layout, next to a model card with the loss curve and metrics:
+
+- Fréchet distance (on the course's style-classifier embeddings) of generated clips to held-out real
+  clips, against the same distance for the output of the same architecture left untrained;
+- spectral convergence of the Mel round trip, for reference.
+
+Everything is seeded; on the CPU the same command gives the same model. Training resumes after an
+interruption (run the same command again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/RESULTS.md: spinning threads stall a shared CPU
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from course_lib import synth, training  # noqa: E402
+from course_lib.classifier import load_style_classifier  # noqa: E402
+from course_lib.diffusion import SpectrogramDiffusionPipeline, images_to_tensor  # noqa: E402
+from course_lib.metrics import frechet_audio_distance  # noqa: E402
+from course_lib.spectrogram import Mel  # noqa: E402
+
+MEL = dict(x_res=64, y_res=64, sample_rate=22050, n_fft=1024, hop_length=512, top_db=80, n_iter=32)
+UNET = dict(
+    sample_size=64,
+    in_channels=1,
+    out_channels=1,
+    layers_per_block=1,
+    block_out_channels=(16, 32, 64, 64),
+    norm_num_groups=8,
+    down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"),
+)
+SCHEDULER = dict(num_train_timesteps=1000, beta_schedule="linear", prediction_type="epsilon", clip_sample=True)
+
+
+def music_images(mel: Mel, clips_per_style: int, seconds: float, seed: int) -> torch.Tensor:
+    """All 64x64 slices of ``clips_per_style`` course-made clips of every style, as uint8 images."""
+    clips = [synth.music_clip(style, duration=seconds, sample_rate=mel.sr, seed=seed + i)
+             for style in synth.MUSIC_STYLES for i in range(clips_per_style)]
+    return mel.audio_to_images(np.stack(clips))
+
+
+def real_clips(n_per_style: int, seconds: float, seed: int, sample_rate: int) -> np.ndarray:
+    return np.stack([synth.music_clip(style, duration=seconds, sample_rate=sample_rate, seed=seed + i)
+                     for style in synth.MUSIC_STYLES for i in range(n_per_style)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(REPO / "checkpoints" / "mel-diffusion-64"))
+    parser.add_argument("--run-dir", default=str(REPO / "course_data" / "train_mel_diffusion"),
+                        help="where checkpoints for resuming go")
+    parser.add_argument("--time-budget", type=float, default=1320.0, help="seconds of training")
+    parser.add_argument("--max-steps", type=int, default=20000)
+    parser.add_argument("--clips-per-style", type=int, default=30)
+    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--eval-samples", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from diffusers import DDPMScheduler, DDIMScheduler, UNet2DModel
+
+    mel = Mel(**MEL)
+    started = time.time()
+    images = music_images(mel, args.clips_per_style, args.seconds, seed=1000)
+    data = images_to_tensor(images)  # (N, 1, 64, 64) in [-1, 1]
+    print(f"data: {tuple(data.shape)} images from {args.clips_per_style} clips x {len(synth.MUSIC_STYLES)} styles "
+          f"({time.time() - started:.1f} s)", flush=True)
+
+    torch.manual_seed(args.seed)
+    unet = UNet2DModel(**UNET)
+    untrained = UNet2DModel(**UNET)  # same seed stream, kept for the baseline
+    untrained.load_state_dict(unet.state_dict())
+    scheduler = DDPMScheduler(**SCHEDULER)
+    n_params = sum(p.numel() for p in unet.parameters())
+    print(f"UNet2DModel: {n_params:,} parameters", flush=True)
+
+    config = training.TrainConfig(
+        output_dir=args.run_dir, max_steps=args.max_steps, time_budget_s=args.time_budget,
+        batch_size=args.batch_size, lr=args.lr, warmup_steps=100, ema_decay=0.999, seed=args.seed,
+        checkpoint_every=250, keep_last_n=2, log_every=10,
+    )
+    result = training.train(
+        unet, data, lambda model, batch, g: training.diffusion_loss(model, batch, scheduler, g), config,
+        resume=True,
+    )
+    model = result.ema_model if result.ema_model is not None else unet
+    print(f"trained {result.steps} steps ({result.stopped_by}); final loss (mean of last 50) "
+          f"{float(np.mean(result.losses[-50:])):.4f}", flush=True)
+
+    # Evaluate: generated vs held-out real vs the untrained network, on the style classifier's embeddings.
+    ddim = DDIMScheduler.from_config(scheduler.config)
+    pipe = SpectrogramDiffusionPipeline(model.eval(), ddim, mel)
+    base = SpectrogramDiffusionPipeline(untrained.eval(), DDIMScheduler.from_config(scheduler.config), mel)
+    n = args.eval_samples
+    generated = pipe(n, steps=50, generator=torch.Generator().manual_seed(1), progress=True)
+    noise_like = base(n, steps=50, generator=torch.Generator().manual_seed(1), progress=True)
+    held_out = real_clips(max(2, n // len(synth.MUSIC_STYLES)), mel.slice_size / mel.sr, 50_000, mel.sr)
+    held_out_b = real_clips(max(2, n // len(synth.MUSIC_STYLES)), mel.slice_size / mel.sr, 60_000, mel.sr)
+    classifier = load_style_classifier()
+    length = generated.audios.shape[-1]
+    fd_generated = frechet_audio_distance(generated.audios, held_out[:, :length], classifier)
+    fd_untrained = frechet_audio_distance(noise_like.audios, held_out[:, :length], classifier)
+    fd_real = frechet_audio_distance(held_out_b[:, :length], held_out[:, :length], classifier)
+    predicted = classifier.predict(torch.as_tensor(generated.audios)).numpy()
+    style_counts = {s: int((predicted == i).sum()) for i, s in enumerate(classifier.classes)}
+    metrics = {
+        "fd_generated_vs_heldout": round(fd_generated, 3),
+        "fd_untrained_vs_heldout": round(fd_untrained, 3),
+        "fd_real_vs_heldout": round(fd_real, 3),
+        "fd_ratio_generated_over_untrained": round(fd_generated / fd_untrained, 4),
+        "eval_samples": n,
+        "ddim_steps": 50,
+        "generated_style_counts": style_counts,
+        "train_steps": result.steps,
+        "train_seconds": round(result.elapsed_s, 1),
+        "final_loss_mean_last_50": round(float(np.mean(result.losses[-50:])), 5),
+        "parameters": n_params,
+        "train_images": int(data.shape[0]),
+    }
+    print(json.dumps(metrics, indent=2), flush=True)
+
+    out = Path(args.out)
+    SpectrogramDiffusionPipeline(model, scheduler, mel).save_pretrained(out)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "losses.json").write_text(json.dumps([round(float(x), 5) for x in result.losses]) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = training.plot_losses(result)
+    ax.figure.set_size_inches(6, 3)
+    ax.figure.savefig(out / "loss_curve.png", dpi=80, bbox_inches="tight")
+    plt.close(ax.figure)
+    command = "python scripts/train_mel_diffusion.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    (out / "README.md").write_text(MODEL_CARD.format(command=command.strip(), **{**vars(args), **metrics}))
+    print(f"saved to {out}", flush=True)
+    return 0
+
+
+MODEL_CARD = """# mel-diffusion-64: the course's small spectrogram diffusion model
+
+Lesson 02's offline stand-in for `teticio/audio-diffusion-instrumental-hiphop-256`. It loads with
+`course_lib.diffusion.SpectrogramDiffusionPipeline.from_pretrained` (and diffusers'
+`DiffusionPipeline.from_pretrained`) from this folder: `unet/` (safetensors), `scheduler/`, `mel/`.
+
+- **Made by:** `{command}` (`scripts/train_mel_diffusion.py`, seed {seed}), on 2 CPU cores.
+- **Data:** course-made music, `course_lib.synth.music_clip` in every style ({clips_per_style} clips of
+  {seconds:g} s each), cut into {train_images} mel-spectrogram images of 64 x 64 (22 050 Hz, n_fft 1024,
+  hop 512, 64 mel bands, top_db 80; one image = 1.49 s of audio).
+- **Model:** diffusers `UNet2DModel`, {parameters:,} parameters, 4 levels (16/32/64/64 channels), no
+  attention; DDPM noise schedule (1000 steps, linear betas), epsilon prediction. Weights are the EMA
+  (decay 0.999) of the trained ones.
+- **Training:** `course_lib.training`, AdamW lr {lr:g}, batch {batch_size}, {train_steps} steps in
+  {train_seconds:g} s; final loss (mean of the last 50 steps) {final_loss_mean_last_50}. The curve is
+  `loss_curve.png`, every value `losses.json`.
+
+## Metrics (`metrics.json`)
+
+Fréchet distance on the embeddings of the course's style classifier (`checkpoints/style-classifier`),
+{eval_samples} clips each, DDIM {ddim_steps} steps, eta 0:
+
+| compared with held-out real clips | FD |
+|---|---:|
+| generated by this model | {fd_generated_vs_heldout} |
+| generated by the same network untrained (noise-like) | {fd_untrained_vs_heldout} |
+| other real clips (the floor) | {fd_real_vs_heldout} |
+
+The generated/untrained ratio is {fd_ratio_generated_over_untrained}. What it makes is music-like at this
+size, not music: a 64 x 64 image is blurry, and Griffin-Lim adds its phasey sound.
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
