@@ -36,6 +36,7 @@ from course_lib.validate import (
 
 __all__ = [
     "load_audio",
+    "read_frames",
     "save_wav",
     "resample",
     "peak_normalise",
@@ -208,6 +209,28 @@ def _cpu_resampler(orig: int, new: int) -> Any:
 # ----------------------------------------------------------------------------------------------
 
 
+def read_frames(path: Path, name: str = "path", frames_for_rate: Any = None) -> tuple[np.ndarray, int]:
+    """Read samples ``(T, C)`` float32 and the file's rate with soundfile, with the course's checks.
+
+    ``frames_for_rate(rate) -> int`` reads only that many frames (fewer if the file is shorter);
+    by default the whole file. Unreadable, empty and damaged files get a clear error naming ``name``.
+    """
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            rate = int(handle.samplerate)
+            frames = -1 if frames_for_rate is None else int(frames_for_rate(rate))
+            data = handle.read(frames=frames, dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError) as exc:
+        raise CourseInputError(
+            f"{name}: {str(path)!r} could not be read as audio; it looks like {_sniff(path)}. (libsndfile said: {exc})"
+        ) from exc
+    if data.shape[0] == 0:
+        raise CourseInputError(f"{name}: {str(path)!r} is a valid {path.suffix or 'audio'} file but holds no samples.")
+    if not np.isfinite(data).all():
+        raise CourseInputError(f"{name}: {str(path)!r} contains NaN or infinite samples; the file is damaged.")
+    return data, rate
+
+
 def load_audio(
     path: str | os.PathLike,
     sample_rate: int | None = None,
@@ -231,16 +254,7 @@ def load_audio(
         raise CourseInputError(f"mono: expected True or False, got {mono!r}.")
     if channels is not None:
         channels = check_positive_int(channels, "channels")
-    try:
-        data, file_sr = sf.read(str(p), dtype="float32", always_2d=True)
-    except (sf.SoundFileError, RuntimeError) as exc:
-        raise CourseInputError(
-            f"path: {str(p)!r} could not be read as audio; it looks like {_sniff(p)}. (libsndfile said: {exc})"
-        ) from exc
-    if data.shape[0] == 0:
-        raise CourseInputError(f"path: {str(p)!r} is a valid {p.suffix or 'audio'} file but holds no samples.")
-    if not np.isfinite(data).all():
-        raise CourseInputError(f"path: {str(p)!r} contains NaN or infinite samples; the file is damaged.")
+    data, file_sr = read_frames(p, "path")
     audio = torch.from_numpy(np.ascontiguousarray(data.T))  # (C, T)
     if channels is not None:
         audio = to_channels(audio, channels)

@@ -28,7 +28,7 @@ import soundfile as sf
 import torch
 
 from course_lib import synth
-from course_lib.validate import CourseInputError, as_float_tensor, check_choice, check_positive_int, check_sample_rate
+from course_lib.validate import CourseInputError, as_float_tensor, check_choice, check_positive_int, check_sample_rate, prepare_output_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -426,12 +426,7 @@ def cached_tensors(name: str, params: Mapping[str, Any], compute_fn: Callable[[]
     if folder is None:
         root = cache_dir()
     else:
-        if not isinstance(folder, (str, os.PathLike)):
-            raise CourseInputError(f"folder: expected a folder path, got {type(folder).__name__}.")
-        root = Path(folder)
-        if root.exists() and not root.is_dir():
-            raise CourseInputError(f"folder: {str(root)!r} is a file; give a folder.")
-        root.mkdir(parents=True, exist_ok=True)
+        root = prepare_output_dir(folder, "folder")
     params_json = _params_json(params)
     path = root / f"{name}-{cache_key(**params)}.safetensors"
 

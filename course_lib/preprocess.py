@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from course_lib.validate import (
@@ -215,24 +214,13 @@ def _read_clip(path: Path, sample_rate: int, duration: float) -> tuple[np.ndarra
     When the file will be resampled, a few extra samples are read so the resampling filter
     sees real signal (not an artificial end) at the cut; the result is trimmed after resampling.
     """
-    from course_lib.audio import _sniff
+    from course_lib.audio import read_frames
 
-    check_file(path, "file")
-    try:
-        with sf.SoundFile(str(path)) as handle:
-            native = int(handle.samplerate)
-            wanted = math.ceil(duration * native)
-            if native != sample_rate:
-                wanted += 16 * (math.ceil(native / sample_rate) + 1)
-            data = handle.read(frames=wanted, dtype="float32", always_2d=True)  # fewer if the file is shorter
-    except (sf.SoundFileError, RuntimeError) as exc:
-        raise CourseInputError(
-            f"file: {str(path)!r} could not be read as audio; it looks like {_sniff(path)}. (libsndfile: {exc})"
-        ) from exc
-    if data.shape[0] == 0:
-        raise CourseInputError(f"file: {str(path)!r} holds no samples.")
-    if not np.isfinite(data).all():
-        raise CourseInputError(f"file: {str(path)!r} contains NaN or infinite samples; the file is damaged.")
+    def wanted(native: int) -> int:
+        extra = 16 * (math.ceil(native / sample_rate) + 1) if native != sample_rate else 0
+        return math.ceil(duration * native) + extra
+
+    data, native = read_frames(check_file(path, "file"), "file", wanted)
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     return np.ascontiguousarray(mono, dtype=np.float32), native
 

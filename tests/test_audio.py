@@ -442,3 +442,20 @@ def test_plot_errors():
         A.plot_waveform(np.array([np.nan, 0.0]), 8000)
     with pytest.raises(CourseInputError, match="sample_rate"):
         A.plot_audio(np.zeros(100, dtype=np.float32), "fast")
+
+
+def test_read_frames_reads_part_of_a_file_and_names_the_argument(tmp_path):
+    import soundfile as sf
+
+    from course_lib.audio import read_frames
+
+    path = tmp_path / "ramp.wav"
+    sf.write(path, np.linspace(-0.5, 0.5, 8000).astype(np.float32), 8000, subtype="FLOAT")
+    data, rate = read_frames(path, "clip", lambda r: r // 4)
+    assert rate == 8000 and data.shape == (2000, 1)
+    assert np.allclose(data[:, 0], np.linspace(-0.5, 0.5, 8000)[:2000], atol=1e-6)
+    assert read_frames(path)[0].shape == (8000, 1)
+    bad = tmp_path / "bad.wav"
+    bad.write_text("hello")
+    with pytest.raises(CourseInputError, match="clip: .* could not be read as audio"):
+        read_frames(bad, "clip")
