@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Hub id → folder (relative to the repository root) holding its course-made stand-in.
 STANDINS: dict[str, str] = {
     "facebook/musicgen-small": "checkpoints/tiny-musicgen",
+    "teticio/audio-diffusion-instrumental-hiphop-256": "checkpoints/mel-diffusion-64",
 }
 
 
@@ -51,9 +52,10 @@ def standin_dir(hub_id: str, root: str | os.PathLike | None = None) -> Path | No
 def _check_saved_dir(path: Path, name: str, hint: str) -> Path:
     if not path.is_dir():
         raise CourseInputError(f"{name}: the folder {str(path)!r} does not exist. {hint}")
-    if not (path / "config.json").is_file():
+    if not ((path / "config.json").is_file() or (path / "model_index.json").is_file()):
         raise CourseInputError(
-            f"{name}: {str(path)!r} holds no config.json, so it is not a save_pretrained folder. {hint}"
+            f"{name}: {str(path)!r} holds no config.json (a model) or model_index.json (a pipeline), so it "
+            f"is not a save_pretrained folder. {hint}"
         )
     return path
 
@@ -101,7 +103,8 @@ def resolve_pretrained(
             f"Ids with stand-ins: {known}. {how_online} Or pass local_dir= a folder you saved with "
             "save_pretrained."
         )
-    script = {"checkpoints/tiny-musicgen": "scripts/make_tiny_musicgen.py"}.get(STANDINS[hub_id], "its script")
+    script = {"checkpoints/tiny-musicgen": "scripts/make_tiny_musicgen.py",
+              "checkpoints/mel-diffusion-64": "scripts/train_mel_diffusion.py"}.get(STANDINS[hub_id], "its script")
     return str(_check_saved_dir(path, "hub_id", f"Rebuild the stand-in with `python {script}` from the repository root."))
 
 
