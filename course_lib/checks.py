@@ -23,7 +23,15 @@ Lesson 01 exercises:
 4. :func:`check_batched_log_spectrogram`: the classic log-spectrogram, batched (one STFT call).
 5. :func:`check_griffin_lim`: plain Griffin-Lim phase reconstruction.
 
-Generic helpers for later lessons: :func:`check_close` and :func:`check_shape`.
+Lesson 02: :func:`check_add_noise`, :func:`check_ddim_step`, :func:`check_slerp`, :func:`check_keep_known`.
+
+Lesson 03: :func:`check_model_range`, :func:`check_training_loss`, :func:`check_save_atomically`,
+:func:`check_epoch_starts`.
+
+Lesson 04: :func:`check_audio_seconds`, :func:`check_delay_pattern`, :func:`check_guidance`,
+:func:`check_remove_padding`.
+
+Generic helpers: :func:`check_close` and :func:`check_shape`.
 
 This module imports only NumPy at import time (torch is imported by the checks that need it),
 so a notebook's check cells start quickly.
@@ -873,3 +881,915 @@ def check_remove_padding(fn: Callable[[np.ndarray, np.ndarray], Any]) -> None:
                     "remove the samples where the mask is 0 (the padding sits after each short prompt), not the last ones.",
                 )
     _passed(title, "3 batches, mono and stereo")
+
+
+# ============================================================================= lesson 02: the audio diffusion pipeline
+#
+# 1. check_add_noise: the forward process q(x_t | x_0), against diffusers' DDPMScheduler.add_noise.
+# 2. check_ddim_step: one deterministic DDIM update, against diffusers' DDIMScheduler.step (eta 0).
+# 3. check_slerp: spherical interpolation between two noises (NumPy reference, same rule as
+#    course_lib.diffusion.slerp) and its properties: endpoints, norm kept, lerp fallback.
+# 4. check_keep_known: inpainting's copy of the known (re-noised) columns into the current image.
+#
+# The references of 1 and 2 are diffusers' own schedulers (the library the lesson's pipeline
+# steps with), so an answer that passes steps exactly as the pipeline does.
+
+__all__ += ["check_add_noise", "check_ddim_step", "check_slerp", "check_keep_known"]
+
+_DIFFUSION_ATOL = 1e-4  # float32 answers against float32 (diffusers) or float64 (NumPy) references
+_DIFFUSION_RTOL = 1e-4
+
+
+def _call_with_hint(title: str, fn: Callable[..., Any], case: str, *args: Any, signature: str, hint: str) -> Any:
+    """:func:`_call`, but an exception raised by the learner's code gets ``hint`` (not a stub's message)."""
+    __tracebackhide__ = True
+    try:
+        return _call(title, fn, case, *args, signature=signature)
+    except ExerciseFailed as err:
+        if err.__cause__ is None:  # "not answered yet" and the like keep their own hint
+            raise
+        raise ExerciseFailed(title, err.problem, hint) from err.__cause__
+
+
+def _tensor_result(title: str, got: Any, case: str, want: np.ndarray, hint: str = "") -> np.ndarray:
+    """The learner's tensor as float64 NumPy, with the shape checked against ``want``."""
+    __tracebackhide__ = True
+    array = _to_numpy(title, got, f"your result on case {case}")
+    if array.shape != want.shape:
+        raise ExerciseFailed(
+            title, f"on case {case}, expected shape {want.shape}, got {array.shape}.",
+            "return a tensor of the input's shape (N, 1, H, W)" + (f"; {hint}" if hint else "."),
+        )
+    return array
+
+
+def _check_unchanged(title: str, case: str, before: Sequence[Any], after: Sequence[Any], names: Sequence[str]) -> None:
+    __tracebackhide__ = True
+    import torch
+
+    for name, old, new in zip(names, before, after):
+        if isinstance(old, torch.Tensor) and not torch.equal(old, new):
+            raise ExerciseFailed(
+                title, f"on case {case}, your function changed its input {name}.",
+                f"compute a new tensor (e.g. start from {name}.clone()) and leave the caller's {name} as it was: "
+                "the pipeline still needs it.",
+            )
+
+
+def _diagnose(got: np.ndarray, candidates: Sequence[tuple[np.ndarray, str]], default: str) -> str:
+    """The hint of the first known wrong answer that ``got`` matches, else ``default``."""
+    for wrong, hint in candidates:
+        if wrong.shape == got.shape and _close(got, wrong, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
+            return hint
+    return default
+
+
+def _np(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy().astype(np.float64) if hasattr(x, "detach") else np.asarray(x, dtype=np.float64)
+
+
+def check_add_noise(fn: Callable[[Any, Any, Any], Any]) -> None:
+    """Check ``fn(x0, noise, alpha_bar) -> x_t`` of the forward process q(x_t | x_0).
+
+    ``x_t = sqrt(alpha_bar) * x0 + sqrt(1 - alpha_bar) * noise``: the clean image shrinks and the
+    noise grows so that the variance stays 1. ``alpha_bar`` is a float, or a tensor ``(N,)`` with
+    one value per image of a batch ``(N, 1, H, W)``. The reference is diffusers'
+    ``DDPMScheduler.add_noise`` on real timesteps, plus the end points alpha_bar = 1 (the clean
+    image) and 0 (pure noise).
+    """
+    __tracebackhide__ = True
+    import torch
+    from diffusers import DDPMScheduler
+
+    title = "The forward process q(x_t | x_0)"
+    _need_callable(fn, "fn", "check_add_noise(add_noise)")
+    signature = "fn(x0, noise, alpha_bar) -> x_t"
+    scheduler = DDPMScheduler(num_train_timesteps=1000)  # the course model's schedule (linear betas)
+    alphas = scheduler.alphas_cumprod
+    gen = torch.Generator().manual_seed(2)
+
+    def images(*shape: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.rand(shape, generator=gen) * 2 - 1, torch.randn(shape, generator=gen)
+
+    cases = []
+    x0, noise = images(2, 1, 8, 8)
+    cases.append(("a float alpha_bar (timestep 500) on 2 images", x0, noise, float(alphas[500]),
+                  scheduler.add_noise(x0, noise, torch.tensor([500]))))
+    x0, noise = images(4, 1, 8, 16)
+    steps = torch.tensor([0, 250, 600, 999])
+    cases.append(("a batch of 4 with one alpha_bar each (timesteps 0, 250, 600, 999)", x0, noise, alphas[steps].clone(),
+                  scheduler.add_noise(x0, noise, steps)))
+    x0, noise = images(2, 1, 8, 8)
+    cases.append(("alpha_bar = [1.0, 0.0] (the clean image, then pure noise)", x0, noise, torch.tensor([1.0, 0.0]),
+                  torch.stack([x0[0], noise[1]])))
+    broadcast_hint = (
+        "alpha_bar is either a number or a tensor (N,) with one value per image: reshape a tensor to (N, 1, 1, 1), "
+        "e.g. torch.as_tensor(alpha_bar).reshape(-1, 1, 1, 1), so it broadcasts over each image. "
+        "`alpha_bar ** 0.5` works on floats and tensors alike (torch.sqrt needs a tensor)."
+    )
+    for case, x0, noise, alpha_bar, expected in cases:
+        inputs = (x0, noise, alpha_bar)
+        copies = tuple(v.clone() if isinstance(v, torch.Tensor) else v for v in inputs)
+        got = _call_with_hint(title, fn, case, *copies, signature=signature, hint=broadcast_hint)
+        _check_unchanged(title, case, inputs, copies, ("x0", "noise", "alpha_bar"))
+        want = _np(expected)
+        array = _tensor_result(title, got, case, want, "reshape alpha_bar to broadcast, not the images.")
+        if not _close(array, want, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
+            a = _np(alpha_bar).reshape(-1, 1, 1, 1)
+            c, n = _np(x0), _np(noise)
+            hint = _diagnose(array, [
+                (a * c + (1 - a) * n, ("the scales are square roots: sqrt(alpha_bar) for x0 and sqrt(1 - alpha_bar) "
+                                       "for the noise (variances add, so the standard deviations are square roots).")),
+                (np.sqrt(a) * c + (1 - a) * n, "the noise is scaled by sqrt(1 - alpha_bar), not by 1 - alpha_bar."),
+                (np.sqrt(a) * c + (1 - np.sqrt(a)) * n, ("the noise is scaled by sqrt(1 - alpha_bar), "
+                                                         "not by 1 - sqrt(alpha_bar).")),
+                (np.sqrt(1 - a) * c + np.sqrt(a) * n, ("x0 and the noise are swapped: alpha_bar near 1 (early "
+                                                       "timesteps) must leave the clean image almost untouched.")),
+            ], "x_t = sqrt(alpha_bar) * x0 + sqrt(1 - alpha_bar) * noise, with alpha_bar broadcast per image.")
+            raise ExerciseFailed(title, f"on case {case}: {_worst(array, want)}.", hint)
+    _passed(title, ("3 cases: a float alpha_bar, one per image of a batch, and alpha_bar 1 and 0; "
+                    "agrees with DDPMScheduler.add_noise"))
+
+
+def check_ddim_step(fn: Callable[[Any, Any, Any, Any], Any]) -> None:
+    """Check ``fn(x_t, eps, alpha_bar_t, alpha_bar_prev) -> x_prev``: one deterministic DDIM step.
+
+    First predict the clean image, ``x0 = (x_t - sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_bar_t)``,
+    then put it back at the previous (lower) noise level with the same noise:
+    ``x_prev = sqrt(alpha_bar_prev) * x0 + sqrt(1 - alpha_bar_prev) * eps``. The reference is
+    ``DDIMScheduler(clip_sample=False, set_alpha_to_one=...).step(eps, t, x_t, eta=0)`` on real
+    timesteps of 10- and 50-step schedules, the last step included (where alpha_bar_prev is 1 or
+    ``alphas_cumprod[0]``). The alphas are 0-d tensors, as the scheduler stores them.
+    """
+    __tracebackhide__ = True
+    import torch
+    from diffusers import DDIMScheduler
+
+    title = "One DDIM step"
+    _need_callable(fn, "fn", "check_ddim_step(ddim_step)")
+    signature = "fn(x_t, eps, alpha_bar_t, alpha_bar_prev) -> x_prev"
+    gen = torch.Generator().manual_seed(3)
+    plan = [  # (steps, set_alpha_to_one, timestep, shape)
+        (10, True, 900, (1, 1, 8, 8)),
+        (10, True, 500, (3, 1, 8, 16)),
+        (50, False, 980, (2, 1, 8, 8)),
+        (10, True, 0, (2, 1, 8, 8)),
+        (10, False, 0, (1, 1, 8, 8)),
+    ]
+    for steps, to_one, t, shape in plan:
+        scheduler = DDIMScheduler(num_train_timesteps=1000, clip_sample=False, set_alpha_to_one=to_one)
+        scheduler.set_timesteps(steps)
+        if t not in scheduler.timesteps.tolist():  # pragma: no cover - guards the plan against diffusers changes
+            raise RuntimeError(f"timestep {t} is not in diffusers' {steps}-step DDIM schedule")
+        prev = t - 1000 // steps
+        alpha_t = scheduler.alphas_cumprod[t].clone()
+        alpha_prev = (scheduler.alphas_cumprod[prev] if prev >= 0 else scheduler.final_alpha_cumprod).clone()
+        clean = torch.rand(shape, generator=gen) * 2 - 1
+        noise = torch.randn(shape, generator=gen)
+        x_t = alpha_t.sqrt() * clean + (1 - alpha_t).sqrt() * noise
+        eps = noise + 0.1 * torch.randn(shape, generator=gen)  # a good but imperfect prediction, as from a UNet
+        expected = scheduler.step(eps, t, x_t, eta=0.0).prev_sample
+        last = " (the last step" + (", alpha_bar_prev = 1)" if to_one else ", alpha_bar_prev = alphas_cumprod[0])")
+        case = (f"timestep {t} of {steps} steps, alpha_bar_t={float(alpha_t):.4g}, alpha_bar_prev={float(alpha_prev):.4g}"
+                f", x_t of shape {tuple(shape)}" + (last if prev < 0 else ""))
+        inputs = (x_t, eps, alpha_t, alpha_prev)
+        copies = tuple(v.clone() for v in inputs)
+        got = _call_with_hint(title, fn, case, *copies, signature=signature,
+                              hint="the alphas are 0-d tensors; `** 0.5` or torch.sqrt work on them.")
+        _check_unchanged(title, case, inputs, copies, ("x_t", "eps", "alpha_bar_t", "alpha_bar_prev"))
+        want = _np(expected)
+        array = _tensor_result(title, got, case, want)
+        if not _close(array, want, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
+            x, e, a, p = _np(x_t), _np(eps), float(alpha_t), float(alpha_prev)
+
+            def step(a: float, p: float, root: Callable[[float], float] = math.sqrt,
+                     x: np.ndarray = x, e: np.ndarray = e) -> np.ndarray:
+                x0 = (x - root(1 - a) * e) / root(a)
+                return root(p) * x0 + root(1 - p) * e
+
+            x0_pred = (x - math.sqrt(1 - a) * e) / math.sqrt(a)
+            hint = _diagnose(array, [
+                (step(p, a), ("alpha_bar_t and alpha_bar_prev are swapped: predict x0 with alpha_bar_t (the level x_t is "
+                              "at), then re-noise it with alpha_bar_prev.")),
+                (x0_pred, ("that is the predicted clean image x0; the step then moves it to the previous noise level: "
+                           "sqrt(alpha_bar_prev) * x0 + sqrt(1 - alpha_bar_prev) * eps.")),
+                (math.sqrt(p) * x + math.sqrt(1 - p) * e, ("re-noise the predicted clean image, not x_t: first "
+                                                           "x0 = (x_t - sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_bar_t).")),
+                (math.sqrt(p) * x0_pred + math.sqrt(1 - a) * e, ("the noise term belongs to the new level: "
+                                                                 "sqrt(1 - alpha_bar_prev) * eps.")),
+                (step(a, p, root=lambda v: v), "the scales are square roots of the alphas (and of 1 - the alphas)."),
+            ], "x0 = (x_t - sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_bar_t); "
+               "x_prev = sqrt(alpha_bar_prev) * x0 + sqrt(1 - alpha_bar_prev) * eps.")
+            raise ExerciseFailed(title, f"on case {case}: {_worst(array, want)}.", hint)
+    _passed(title, "5 steps of 10- and 50-step schedules, last steps included; agrees with DDIMScheduler.step(eta=0)")
+
+
+def _slerp_ref(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation in float64, one angle for the whole tensors, lerp when (nearly) parallel."""
+    fa, fb = a.ravel(), b.ravel()
+    cos = float(np.clip(fa @ fb / (np.linalg.norm(fa) * np.linalg.norm(fb)), -1.0, 1.0))
+    theta = math.acos(cos)
+    if math.sin(theta) < 1e-6:
+        return (1.0 - t) * a + t * b
+    return (math.sin((1.0 - t) * theta) * a + math.sin(t * theta) * b) / math.sin(theta)
+
+
+def check_slerp(fn: Callable[[Any, Any, float], Any]) -> None:
+    """Check ``fn(a, b, t) -> tensor``: spherical interpolation between two noise tensors.
+
+    With ``theta`` the angle between the whole (flattened) tensors,
+    ``slerp = (sin((1 - t) * theta) * a + sin(t * theta) * b) / sin(theta)``; when ``a`` and ``b``
+    are (nearly) parallel, ``sin(theta)`` is about 0 and the answer is the straight line
+    ``(1 - t) * a + t * b``. Checked on Gaussian noise (t = 0 gives ``a``, t = 1 gives ``b``, and the
+    norm stays that of the endpoints, where lerp's dips to about 71 % halfway), a batch, and
+    parallel inputs (no NaN).
+    """
+    __tracebackhide__ = True
+    import torch
+
+    title = "Spherical interpolation (slerp)"
+    _need_callable(fn, "fn", "check_slerp(slerp)")
+    signature = "fn(a, b, t) -> tensor"
+    gen = torch.Generator().manual_seed(5)
+    a1, b1 = torch.randn(1, 1, 32, 32, generator=gen), torch.randn(1, 1, 32, 32, generator=gen)
+    a2, b2 = torch.randn(3, 1, 16, 16, generator=gen), torch.randn(3, 1, 16, 16, generator=gen)
+    signs = torch.randint(0, 2, (1, 1, 8, 8), generator=gen).float() * 2 - 1
+    same = torch.randn(1, 1, 16, 16, generator=gen)
+    cases = [(f"two Gaussian noises (1, 1, 32, 32), t={t}", a1, b1, t) for t in (0.0, 0.25, 0.5, 1.0)]
+    cases += [
+        ("a batch of noises (3, 1, 16, 16), t=0.6", a2, b2, 0.6),
+        ("parallel inputs b = 2 * a, t=0.25", signs, 2 * signs, 0.25),
+        ("identical inputs b = a, t=0.5", same, same.clone(), 0.5),
+    ]
+    halfway = None
+    for case, a, b, t in cases:
+        copies = (a.clone(), b.clone())
+        got = _call(title, fn, case, *copies, t, signature=signature)
+        _check_unchanged(title, case, (a, b), copies, ("a", "b"))
+        na, nb = _np(a), _np(b)
+        want = _slerp_ref(na, nb, t)
+        array = _tensor_result(title, got, case, want, ("measure the angle on flattened copies, but combine the "
+                                                         "original tensors a and b."))
+        if not np.all(np.isfinite(array)):
+            raise ExerciseFailed(
+                title, f"on case {case}, your result has {int((~np.isfinite(array)).sum())} NaN or inf entries.",
+                "parallel tensors have theta = 0, so sin(theta) = 0 and the formula divides 0 by 0: when sin(theta) is "
+                "tiny (say < 1e-6) return the straight line (1 - t) * a + t * b. Clamp cos(theta) to [-1, 1] before "
+                "acos too: rounding can make it 1.0000001.",
+            )
+        if not _close(array, want, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
+            per_item = np.stack([_slerp_ref(na[i], nb[i], t) for i in range(na.shape[0])])
+            hint = _diagnose(array, [
+                (_slerp_ref(nb, na, t), "a and b are swapped: t = 0 must give a and t = 1 must give b."),
+                ((1 - t) * na + t * nb, ("that is the straight line (lerp); walk along the arc: "
+                                         "(sin((1 - t) * theta) * a + sin(t * theta) * b) / sin(theta).")),
+                (per_item, ("use one angle between the whole tensors (flatten them), not one per image: the batch is "
+                            "one point on the sphere, as in course_lib.diffusion.slerp.")),
+            ], "cos(theta) = (a · b) / (|a| |b|) over the flattened tensors; then "
+               "(sin((1 - t) * theta) * a + sin(t * theta) * b) / sin(theta).")
+            if t == 0.0 or t == 1.0:
+                hint = f"at t = {t:g} slerp must return {'a' if t == 0 else 'b'} itself. " + hint
+            raise ExerciseFailed(title, f"on case {case}: {_worst(array, want)}.", hint)
+        if t == 0.5 and "Gaussian" in case:
+            halfway = float(np.linalg.norm(array) / np.linalg.norm(na))
+    _passed(title, f"7 cases; halfway between two noises the norm is {halfway:.2f}× the endpoint's (lerp: about 0.71×), "
+                   "parallel inputs give no NaN")
+
+
+def _keep_known_ref(x: np.ndarray, known: np.ndarray, left: int, right: int) -> np.ndarray:
+    out = x.copy()
+    width = x.shape[-1]
+    out[..., :left] = known[..., :left]
+    out[..., width - right:] = known[..., width - right:]
+    return out
+
+
+def check_keep_known(fn: Callable[[Any, Any, int, int], Any]) -> None:
+    """Check ``fn(x, x0_noisy, left, right) -> tensor``: inpainting's "keep the known part" step.
+
+    The result is ``x`` with its first ``left`` and last ``right`` columns (the last axis) taken
+    from ``x0_noisy``, the known clip re-noised to the current level; either count may be 0.
+    ``x`` itself must not change. Checked on batches (N, 1, H, W), with 0 on either side, both,
+    and every column known.
+    """
+    __tracebackhide__ = True
+    import torch
+
+    title = "Keeping the known columns (inpainting)"
+    _need_callable(fn, "fn", "check_keep_known(keep_known)")
+    signature = "fn(x, x0_noisy, left, right) -> tensor"
+    gen = torch.Generator().manual_seed(6)
+    plan = [((2, 1, 8, 16), 4, 3), ((2, 1, 8, 16), 0, 5), ((1, 1, 8, 12), 6, 0), ((3, 1, 4, 8), 0, 0),
+            ((2, 1, 8, 16), 10, 6)]
+    for shape, left, right in plan:
+        x = torch.randn(shape, generator=gen)
+        known = torch.randn(shape, generator=gen)
+        case = f"x of shape {shape}, left={left}, right={right}"
+        copies = (x.clone(), known.clone())
+        got = _call(title, fn, case, *copies, left, right, signature=signature)
+        _check_unchanged(title, case, (x, known), copies, ("x", "x0_noisy"))
+        if got is copies[0] or got is copies[1]:
+            raise ExerciseFailed(
+                title, f"on case {case}, your function returned its input tensor itself.",
+                "return a new tensor (start from x.clone()), so the caller can keep using x.",
+            )
+        nx, nk = _np(x), _np(known)
+        want = _keep_known_ref(nx, nk, left, right)
+        array = _tensor_result(title, got, case, want)
+        if not np.array_equal(array, want):
+            width = shape[-1]
+            wrong = [
+                (_keep_known_ref(nx, nk, right, left), ("left and right are swapped: the first `left` columns and the "
+                                                        "last `right` columns come from x0_noisy.")),
+                (_keep_known_ref(nk, nx, left, right), ("x and x0_noisy are swapped: the known columns come from "
+                                                        "x0_noisy, every other column from x.")),
+                (_keep_known_ref(nx, nk, left, width - right), ("the right part is the last `right` columns, "
+                                                                "[width - right, width), not columns [right, width).")),
+            ]
+            if right == 0:
+                wrong.insert(0, (nk.copy(), ("with right = 0, x[..., -right:] is x[..., -0:], which is every column: "
+                                             "use x[..., width - right:] or skip the copy when right is 0.")))
+            hint = _diagnose(array, wrong, ("columns [0, left) and [width - right, width) of the last axis come from "
+                                            "x0_noisy, all the others from x."))
+            changed = int((array != want).any(axis=tuple(range(array.ndim - 1))).sum())
+            raise ExerciseFailed(title, f"on case {case}: {changed} of {width} columns are wrong; "
+                                        f"{_worst(array, want)}.", hint)
+    _passed(title, "5 batches: both sides, left or right only (0 on the other), none, and every column known")
+
+
+# ============================================================================= lesson 03: fine-tuning
+#
+# 1. check_model_range: uint8 pixels (B, H, W) -> float32 (B, 1, H, W) in [-1, 1], and the way back.
+# 2. check_training_loss: the DDPM fine-tuning loss, against course_lib.training.diffusion_loss drawing
+#    from a generator with the same seed, and the gradients it gives a tiny UNet2DModel.
+# 3. check_save_atomically: a safetensors save that never leaves a broken file (a temporary file in the
+#    same folder, then os.replace), under a simulated failure half-way through the write.
+# 4. check_epoch_starts: the random start frame of each clip in an epoch, seeded by (seed, epoch).
+
+__all__ += ["check_model_range", "check_training_loss", "check_save_atomically", "check_epoch_starts"]
+
+
+def _dtype_name(value: Any) -> str:
+    dtype = getattr(value, "dtype", None)
+    return str(dtype).replace("torch.", "") if dtype is not None else type(value).__name__
+
+
+def _model_range_ref(pixels: np.ndarray) -> np.ndarray:
+    return (pixels.astype(np.float64) / 255.0 * 2.0 - 1.0)[:, None]
+
+
+def _pixels_ref(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round((x[:, 0].astype(np.float64) + 1.0) / 2.0 * 255.0), 0, 255).astype(np.uint8)
+
+
+def _check_to_model_range(title: str, fn: Callable[[Any], Any], case: str, pixels: Any) -> np.ndarray:
+    """Run ``to_model_range`` on one case; return its result as float64 NumPy."""
+    __tracebackhide__ = True
+    import torch
+
+    given = pixels.clone()
+    got = _call(title, fn, case, given, signature="to_model_range(pixels) -> tensor")
+    _check_unchanged(title, case, (pixels,), (given,), ("pixels",))
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseFailed(
+            title, f"to_model_range on case {case} returned {type(got).__name__}, not a torch tensor.",
+            "the UNet takes torch tensors: work on the tensor you are given (pixels.float() / 255 ...).",
+        )
+    p = pixels.numpy()
+    want = _model_range_ref(p)
+    if tuple(got.shape) != want.shape:
+        hint = "the result is (B, 1, H, W): a batch of one-channel images."
+        if tuple(got.shape) == p.shape:
+            hint = "the channel axis is missing: the UNet wants (B, 1, H, W); add it with x[:, None] or x.unsqueeze(1)."
+        raise ExerciseFailed(title, f"to_model_range on case {case}: expected shape {want.shape}, "
+                                    f"got {tuple(got.shape)}.", hint)
+    if got.dtype != torch.float32:
+        hint = "the UNet's weights are float32: convert with .float() (or .to(torch.float32))."
+        if not got.is_floating_point():
+            hint = ("integer grey levels cannot hold -1 ... 1: convert to float first, pixels.float(), then scale "
+                    "(uint8 arithmetic also wraps around at 256).")
+        raise ExerciseFailed(title, f"to_model_range on case {case}: expected dtype float32, got {_dtype_name(got)}.",
+                             hint)
+    array = _np(got)
+    if not _close(array, want, 1e-6, 1e-6):
+        pf = p.astype(np.float64)[:, None]
+        hint = _diagnose(array, [
+            (pf / 255.0, "that is [0, 1]; the model works in [-1, 1]: x = pixels / 255 * 2 - 1."),
+            (pf / 127.5, "0 must give -1: subtract 1 after dividing by 127.5."),
+            ((pf - 128.0) / 128.0, "0 must give -1 and 255 must give +1 exactly: the middle is 127.5, not 128."),
+            ((pf * 2.0 % 256.0) / 255.0 - 1.0, ("pixels * 2 overflowed: uint8 arithmetic wraps around at 256. "
+                                                 "Convert to float first: pixels.float() / 255 * 2 - 1.")),
+            (1.0 - pf / 255.0 * 2.0, "the sign is flipped: 0 (silence, black) gives -1 and 255 gives +1."),
+        ], "map grey level 0 to -1 and 255 to +1 linearly: pixels / 255 * 2 - 1.")
+        raise ExerciseFailed(title, f"to_model_range on case {case}: {_worst(array, want)}.", hint)
+    return array
+
+
+def _check_to_pixels(title: str, fn: Callable[[Any], Any], case: str, x: Any) -> np.ndarray:
+    """Run ``to_pixels`` on one case; return its result as a uint8 NumPy array."""
+    __tracebackhide__ = True
+    given = x.clone()
+    got = _call(title, fn, case, given, signature="to_pixels(x) -> uint8 images")
+    _check_unchanged(title, case, (x,), (given,), ("x",))
+    want = _pixels_ref(_np(x))
+    shape = tuple(int(s) for s in getattr(got, "shape", ()))
+    if shape != want.shape:
+        hint = "the result is (B, H, W) grey levels, one image per item."
+        if shape == tuple(x.shape):
+            hint = "drop the channel axis: x[:, 0] (or .squeeze(1)) turns (B, 1, H, W) into (B, H, W)."
+        raise ExerciseFailed(title, f"to_pixels on case {case}: expected shape {want.shape}, got {shape}.", hint)
+    if _dtype_name(got) != "uint8":
+        raise ExerciseFailed(
+            title, f"to_pixels on case {case}: expected dtype uint8, got {_dtype_name(got)}.",
+            "images are grey levels 0..255 stored as uint8: finish with .round().to(torch.uint8).",
+        )
+    array = _to_numpy(title, got, f"to_pixels' result on case {case}")
+    if not np.array_equal(array, want):
+        xs = _np(x)[:, 0]
+        level = (xs + 1.0) / 2.0 * 255.0
+        inside = (level >= 0) & (level <= 255)
+        wrong = array != want
+        hint = "grey level = (x + 1) / 2 * 255, clamped to [0, 255], rounded to the nearest whole number."
+        if not wrong[inside].any():
+            hint = ("the values outside [-1, 1] are wrong: the model's outputs overshoot, and converting a negative "
+                    "or > 255 value to uint8 wraps around. Clamp first: x.clamp(-1, 1) (or the levels to [0, 255]).")
+        elif set(np.unique(want[inside].astype(np.int64) - array[inside])) == {0, 1}:
+            hint = ("the levels are cut off, not rounded: .to(torch.uint8) drops the fraction, so 254.99998 becomes "
+                    "254. Call .round() before converting.")
+        n_wrong = int(wrong.sum())
+        k = np.unravel_index(int(np.argmax(wrong)), wrong.shape)
+        raise ExerciseFailed(
+            title, f"to_pixels on case {case}: {n_wrong} of {wrong.size} pixels are wrong; at index "
+                   f"{tuple(int(i) for i in k)}, x = {float(xs[k]):.6g} should give {int(want[k])}, got "
+                   f"{int(array[k])}.", hint)
+    return array
+
+
+def check_model_range(to_model_range: Callable[[Any], Any], to_pixels: Callable[[Any], Any]) -> None:
+    """Check ``to_model_range(pixels)`` and its inverse ``to_pixels(x)``.
+
+    ``to_model_range``: uint8 images ``(B, H, W)`` -> float32 ``(B, 1, H, W)`` in [-1, 1] (0 -> -1,
+    255 -> +1, ``pixels / 255 * 2 - 1``). ``to_pixels``: float ``(B, 1, H, W)`` -> uint8 ``(B, H, W)``,
+    ``(x + 1) / 2 * 255`` clamped to [0, 255] and rounded. Checked on every grey level, a random
+    batch, all-black and all-white images, values off the grid and outside [-1, 1]; and the round
+    trip ``to_pixels(to_model_range(p)) == p`` must be exact.
+    """
+    __tracebackhide__ = True
+    import torch
+
+    title = "Pixels to the model's range and back"
+    _need_callable(to_model_range, "to_model_range", "check_model_range(to_model_range, to_pixels)")
+    _need_callable(to_pixels, "to_pixels", "check_model_range(to_model_range, to_pixels)")
+    gen = torch.Generator().manual_seed(30)
+    every = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 16)
+    batch = torch.randint(0, 256, (3, 8, 12), generator=gen, dtype=torch.uint8)
+    extremes = torch.stack([torch.zeros(4, 4, dtype=torch.uint8), torch.full((4, 4), 255, dtype=torch.uint8)])
+    for case, pixels in [("every grey level 0..255, shape (1, 16, 16)", every),
+                         ("a random batch of shape (3, 8, 12)", batch),
+                         ("an all-black and an all-white image, shape (2, 4, 4)", extremes)]:
+        _check_to_model_range(title, to_model_range, case, pixels)
+
+    grid = torch.from_numpy(_model_range_ref(every.numpy())).float()
+    levels = torch.randint(0, 256, (2, 1, 8, 8), generator=gen).double()
+    jitter = (torch.rand(levels.shape, generator=gen, dtype=torch.float64) - 0.5) * 0.8  # within 0.4 of a level
+    near = ((levels + jitter) / 255.0 * 2.0 - 1.0).float()
+    outside = torch.tensor([[[[-3.0, -1.5, -1.0001, -1.0], [1.0, 1.0001, 1.5, 40.0]]]])
+    for case, x in [("every level of the model range, shape (1, 1, 16, 16)", grid),
+                    ("values up to 0.4 grey levels off the grid, shape (2, 1, 8, 8)", near),
+                    ("values outside [-1, 1] (the model overshoots), shape (1, 1, 2, 4)", outside)]:
+        _check_to_pixels(title, to_pixels, case, x)
+
+    for case, pixels in [("every grey level", every), ("the random batch", batch)]:
+        there = _call(title, to_model_range, case, pixels.clone(), signature="to_model_range(pixels) -> tensor")
+        back = _to_numpy(title, _call(title, to_pixels, case, there, signature="to_pixels(x) -> uint8 images"),
+                         "the round trip's result")
+        if back.shape != tuple(pixels.shape) or not np.array_equal(back, pixels.numpy()):
+            raise ExerciseFailed(title, f"to_pixels(to_model_range(p)) is not p on {case}.",
+                                 "round (do not truncate) on the way back, and use the same 255 in both directions.")
+    _passed(title, "every grey level, a batch, black and white, off-grid and out-of-range values; "
+                   "the round trip is exact")
+
+
+def _tiny_unet(seed: int) -> Any:
+    """A small UNet2DModel (about 40k parameters) with weights from ``seed``; the global RNG is left alone."""
+    import torch
+    from diffusers import UNet2DModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return UNet2DModel(sample_size=16, in_channels=1, out_channels=1, layers_per_block=1,
+                           block_out_channels=(8, 16), norm_num_groups=4,
+                           down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+
+
+def _loss_variants(unet: Any, x0: Any, scheduler: Any, seed: int) -> list[tuple[float, str]]:
+    """Losses of the usual wrong answers, each with its hint (for the failure message)."""
+    import torch
+    import torch.nn.functional as F
+
+    n = int(scheduler.config.num_train_timesteps)
+    b = x0.shape[0]
+
+    def draw(noise_first: bool = False, high: int = n) -> tuple[Any, Any]:
+        g = torch.Generator().manual_seed(seed)
+        if noise_first:
+            noise = torch.randn(x0.shape, generator=g)
+            return torch.randint(0, high, (b,), generator=g), noise
+        t = torch.randint(0, high, (b,), generator=g)
+        return t, torch.randn(x0.shape, generator=g)
+
+    out = []
+    with torch.no_grad():
+        t, noise = draw()
+        pred = unet(scheduler.add_noise(x0, noise, t), t).sample
+        right = float(F.mse_loss(pred, noise))
+        out += [
+            (right ** 2, ("your loss is the MSE times itself. That is what loss.backward(loss) does to the gradients: "
+                          "it scales them by the loss. Return the plain MSE; the loop calls loss.backward().")),
+            (right * x0.numel(), "that is the sum of the squared errors; take the mean (F.mse_loss's default)."),
+            (float(F.mse_loss(pred, x0)), "the UNet predicts the noise that was added: compare its output with noise, not x0."),
+        ]
+        t2, noise2 = draw(noise_first=True)
+        out.append((float(F.mse_loss(unet(scheduler.add_noise(x0, noise2, t2), t2).sample, noise2)),
+                    "the draws are in the wrong order: first t = torch.randint(...), then noise = torch.randn(...)."))
+        if n > 1:
+            t3, noise3 = draw(high=n - 1)
+            out.append((float(F.mse_loss(unet(scheduler.add_noise(x0, noise3, t3), t3).sample, noise3)),
+                        ("t runs from 0 to num_train_timesteps - 1: torch.randint's high is exclusive, so pass "
+                         "num_train_timesteps itself.")))
+        out.append((float(F.mse_loss(unet(x0, t).sample, noise)),
+                    "the UNet must see the noisy images: noisy = scheduler.add_noise(x0, noise, t)."))
+    return out
+
+
+def check_training_loss(fn: Callable[[Any, Any, Any, Any], Any]) -> None:
+    """Check ``fn(unet, x0, scheduler, generator) -> loss``: the DDPM fine-tuning loss.
+
+    From ``generator``, in this order: ``t = torch.randint(0, T, (B,))`` and ``noise = torch.randn(x0.shape)``
+    (T = ``scheduler.config.num_train_timesteps``); then ``noisy = scheduler.add_noise(x0, noise, t)`` and
+    the MSE between ``unet(noisy, t).sample`` and ``noise``. The reference is
+    :func:`course_lib.training.diffusion_loss` with a generator of the same seed, on a tiny
+    ``UNet2DModel`` and three batches (1000- and 100-step schedules, a batch of one); the loss must
+    agree to float32 rounding, consume the generator exactly as the reference does, not call
+    ``backward`` itself, and give the reference's gradients.
+    """
+    __tracebackhide__ = True
+    import torch
+    from diffusers import DDPMScheduler
+
+    from course_lib.training import diffusion_loss
+
+    title = "The fine-tuning loss"
+    _need_callable(fn, "fn", "check_training_loss(training_loss)")
+    signature = "fn(unet, x0, scheduler, generator) -> loss"
+    unet = _tiny_unet(31)
+    data_gen = torch.Generator().manual_seed(32)
+    plan = [
+        ("a batch of 4 images (4, 1, 16, 16), a 1000-step linear schedule", (4, 1, 16, 16),
+         DDPMScheduler(num_train_timesteps=1000), 0),
+        ("a batch of 2 (2, 1, 16, 16), a 100-step cosine schedule", (2, 1, 16, 16),
+         DDPMScheduler(num_train_timesteps=100, beta_schedule="squaredcos_cap_v2"), 11),
+        ("a batch of one (1, 1, 16, 32), a 1000-step schedule", (1, 1, 16, 32),
+         DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear"), 5),
+    ]
+    for k, (case, shape, scheduler, seed) in enumerate(plan):
+        x0 = torch.rand(shape, generator=data_gen) * 2 - 1
+        n = int(scheduler.config.num_train_timesteps)
+        unet.zero_grad(set_to_none=True)
+        unet.train()
+        given, g = x0.clone(), torch.Generator().manual_seed(seed)
+        got = _call_with_hint(
+            title, fn, case, unet, given, scheduler, g, signature=signature,
+            hint=(f"draw t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator) "
+                  f"(this schedule has {n} steps), noise = torch.randn(x0.shape, generator=generator); the UNet "
+                  "returns an output object whose prediction is .sample."),
+        )
+        _check_unchanged(title, case, (x0,), (given,), ("x0",))
+        if any(p.grad is not None for p in unet.parameters()):
+            raise ExerciseFailed(
+                title, f"on case {case}, your function already called backward: the UNet has gradients.",
+                "return the loss and let the training loop call loss.backward() (once, with no argument).",
+            )
+        if not isinstance(got, torch.Tensor):
+            hint = "return the loss tensor that F.mse_loss gives you."
+            if isinstance(got, (float, int)):
+                hint = "return the tensor, not loss.item(): a Python number is cut off from the graph, so no gradient."
+            raise ExerciseFailed(title, f"on case {case}, expected a scalar tensor, got {type(got).__name__}.", hint)
+        if got.numel() != 1:
+            raise ExerciseFailed(title, f"on case {case}, expected one number, got a tensor of shape {tuple(got.shape)}.",
+                                 "average over every pixel of every image: F.mse_loss(prediction, noise).")
+        ref_g = torch.Generator().manual_seed(seed)
+        want = diffusion_loss(unet, x0, scheduler, ref_g)
+        if not torch.equal(g.get_state(), ref_g.get_state()):
+            fresh = torch.Generator().manual_seed(seed).get_state()
+            hint = ("draw exactly two things from generator: t with torch.randint(0, T, (batch,)), then noise with "
+                    "torch.randn(x0.shape), both with generator=generator.")
+            if torch.equal(g.get_state(), fresh):
+                hint = ("your function did not draw from `generator`: pass generator=generator to torch.randint and "
+                        "torch.randn. The global RNG (torch.randn_like) makes a resumed run differ from an "
+                        "uninterrupted one.")
+            raise ExerciseFailed(title, f"on case {case}, the generator was not used as the reference uses it.", hint)
+        value, ref = float(got.detach()), float(want.detach())
+        if not math.isclose(value, ref, rel_tol=1e-5, abs_tol=1e-7):
+            hint = "t, then noise, from generator; noisy = scheduler.add_noise(x0, noise, t); MSE(unet(noisy, t).sample, noise)."
+            for wrong, why in _loss_variants(unet, x0, scheduler, seed):
+                if math.isclose(value, wrong, rel_tol=1e-5, abs_tol=1e-7):
+                    hint = why
+                    break
+            raise ExerciseFailed(title, f"on case {case}, expected the loss {ref:.6f}, got {value:.6f}.", hint)
+        if k == 0:
+            if not got.requires_grad:
+                raise ExerciseFailed(
+                    title, f"on case {case}, your loss carries no gradient (requires_grad is False).",
+                    "do not compute it under torch.no_grad(), and do not .detach() the UNet's output.",
+                )
+            got.backward()
+            mine = [None if p.grad is None else p.grad.clone() for p in unet.parameters()]
+            unet.zero_grad(set_to_none=True)
+            diffusion_loss(unet, x0, scheduler, torch.Generator().manual_seed(seed)).backward()
+            for (name, p), grad in zip(unet.named_parameters(), mine):
+                if grad is None or not torch.allclose(grad, p.grad, rtol=1e-4, atol=1e-7):
+                    raise ExerciseFailed(
+                        title, f"on case {case}, the gradient of {name} differs from the reference's.",
+                        "return the MSE itself, not a rescaled or partly detached version of it.",
+                    )
+            unet.zero_grad(set_to_none=True)
+    _passed(title, "3 batches, 1000- and 100-step schedules and a batch of one; equals training.diffusion_loss "
+                   "and gives its gradients")
+
+
+class _SimulatedFailure(OSError):
+    """The error the save check raises half-way through a write (a full disk, as far as the learner knows)."""
+
+
+@contextlib.contextmanager
+def _patched_save_file(fn: Callable[..., Any], replacement: Callable[..., Any]) -> Iterator[None]:
+    """Make ``safetensors.torch.save_file`` be ``replacement``, also where ``fn``'s module imported it by name."""
+    import safetensors.torch as st
+
+    real = st.save_file
+    namespace = getattr(fn, "__globals__", {})
+    names = [k for k, v in list(namespace.items()) if v is real]
+    st.save_file = replacement
+    for k in names:
+        namespace[k] = replacement
+    try:
+        yield
+    finally:
+        st.save_file = real
+        for k in names:
+            namespace[k] = real
+
+
+def _files(folder: Any) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def check_save_atomically(fn: Callable[[dict, Any], Any]) -> None:
+    """Check ``fn(tensors, path)``: save a dict of tensors as safetensors without ever leaving a broken file.
+
+    The file must load back equal; ``safetensors.torch.save_file`` must write a temporary file in the
+    same folder as ``path``, never ``path`` itself (``os.replace`` then moves it into place, which is
+    atomic); no temporary file may be left. Then the check makes ``save_file`` write half a file and
+    raise, as a full disk would: the previous file at ``path`` must be there unchanged (or, for a
+    first save, no file at all), the half-written temporary file must be gone, and the error must
+    reach the caller. ``path`` is given as a ``pathlib.Path`` and as a ``str``.
+    """
+    __tracebackhide__ = True
+    import tempfile
+    from pathlib import Path
+
+    import safetensors.torch as st
+    import torch
+
+    title = "Saving atomically"
+    _need_callable(fn, "fn", "check_save_atomically(save_atomically)")
+    signature = "fn(tensors, path) -> None"
+    real_save = st.save_file
+    gen = torch.Generator().manual_seed(33)
+    first = {"weight": torch.randn(4, 3, generator=gen), "bias": torch.zeros(3), "step": torch.tensor(7)}
+    second = {"weight": torch.randn(4, 3, generator=gen), "codes": torch.arange(10, dtype=torch.int16)}
+    third = {"weight": torch.randn(64, 64, generator=gen)}
+    writes: list[Path] = []
+
+    def spy(tensors: Any, filename: Any, *args: Any, **kwargs: Any) -> Any:
+        writes.append(Path(filename))
+        return real_save(tensors, filename, *args, **kwargs)
+
+    def failing(tensors: Any, filename: Any, *args: Any, **kwargs: Any) -> Any:
+        writes.append(Path(filename))
+        whole = st.save(tensors)
+        with open(filename, "wb") as f:
+            f.write(whole[: len(whole) // 2])
+        raise _SimulatedFailure(28, "No space left on device (simulated by the check, half-way through the write)")
+
+    with tempfile.TemporaryDirectory(prefix="course-check-") as tmp:
+        folder = Path(tmp) / "run"
+        folder.mkdir()
+        bystander = folder / "notes.txt"
+        bystander.write_text("another file in the folder: leave it alone")
+        path = folder / "weights.safetensors"
+        for case, tensors, where in [("a first save (path is a pathlib.Path)", first, path),
+                                     ("saving over an existing file (path is a str)", second, str(path))]:
+            writes.clear()
+            with _patched_save_file(fn, spy):
+                _call(title, fn, case, {k: v.clone() for k, v in tensors.items()}, where, signature=signature)
+            if not writes:
+                raise ExerciseFailed(title, f"on case {case}, safetensors.torch.save_file was not called.",
+                                     "write the temporary file with safetensors.torch.save_file(tensors, tmp_path).")
+            if any(w.resolve() == path.resolve() for w in writes):
+                raise ExerciseFailed(
+                    title, f"on case {case}, save_file wrote straight to path.",
+                    "a crash half-way through would leave a broken file there: write to a temporary file in the same "
+                    "folder, then os.replace(tmp_path, path).",
+                )
+            elsewhere = [w for w in writes if w.resolve().parent != folder.resolve()]
+            if elsewhere:
+                raise ExerciseFailed(
+                    title, f"on case {case}, the temporary file {elsewhere[0]} is not in path's folder.",
+                    "create it next to path (tempfile.mkstemp(dir=folder) or path + '.tmp'): os.replace is only "
+                    "atomic within one file system, and /tmp is often another one.",
+                )
+            if not path.is_file():
+                raise ExerciseFailed(title, f"on case {case}, there is no file at path afterwards.",
+                                     "after writing the temporary file, move it into place: os.replace(tmp_path, path).")
+            try:
+                loaded = st.load_file(str(path))
+            except Exception as err:
+                raise ExerciseFailed(title, f"on case {case}, path does not hold a readable safetensors file ({err}).",
+                                     "write it with safetensors.torch.save_file, then os.replace it onto path.") from err
+            same = loaded.keys() == tensors.keys() and all(
+                loaded[k].dtype == v.dtype and torch.equal(loaded[k], v) for k, v in tensors.items())
+            if not same:
+                raise ExerciseFailed(title, f"on case {case}, the file at path does not hold the tensors given.",
+                                     "save the dict you are given, unchanged.")
+            left = sorted(_files(folder) - {path.name, bystander.name})
+            if left:
+                raise ExerciseFailed(title, f"on case {case}, left behind in the folder: {left}.",
+                                     "os.replace moves the temporary file onto path (do not copy it), and nothing "
+                                     "else should be created.")
+
+        for case, existed in [("a save over an existing file that fails half-way", True),
+                              ("a first save that fails half-way", False)]:
+            if not existed:
+                path.unlink()
+            before = path.read_bytes() if existed else None
+            writes.clear()
+            raised: BaseException | None = None
+            with _patched_save_file(fn, failing):
+                try:
+                    fn({k: v.clone() for k, v in third.items()}, path)
+                except Exception as err:  # noqa: BLE001 - the learner may wrap the save's error in any other
+                    raised = err
+            if not writes:
+                raise ExerciseFailed(title, f"on case {case}, safetensors.torch.save_file was not called.",
+                                     "write the temporary file with safetensors.torch.save_file(tensors, tmp_path).")
+            if existed and (not path.is_file() or path.read_bytes() != before):
+                raise ExerciseFailed(
+                    title, f"on case {case}: the previous file at path was " +
+                    ("deleted." if not path.is_file() else "replaced by a broken one."),
+                    "path may only change through os.replace(tmp_path, path), after the temporary file is complete.",
+                )
+            if not existed and path.exists():
+                raise ExerciseFailed(title, f"on case {case}: a broken file was left at path.",
+                                     "only os.replace a temporary file onto path once save_file has returned.")
+            left = sorted(_files(folder) - {path.name, bystander.name})
+            if left:
+                raise ExerciseFailed(
+                    title, f"on case {case}, the half-written temporary file is still there: {left}.",
+                    "when saving fails, remove it (try: ... except BaseException: os.remove(tmp_path); raise), "
+                    "then let the error go on.",
+                )
+            chain, err = [], raised
+            while err is not None and len(chain) < 10:
+                chain.append(err)
+                err = err.__cause__ or err.__context__
+            if raised is None:
+                raise ExerciseFailed(
+                    title, f"on case {case}, your function returned normally although the save failed.",
+                    "after cleaning up, re-raise the error (a bare `raise` in the except block): the caller must know "
+                    "that nothing was saved.",
+                )
+            if not any(isinstance(e, _SimulatedFailure) for e in chain):
+                raise ExerciseFailed(
+                    title, f"on case {case}, the caller got {type(raised).__name__}: {raised}, not the save's error.",
+                    "clean up, then re-raise the original error with a bare `raise`.",
+                )
+        if bystander.read_text() != "another file in the folder: leave it alone":
+            raise ExerciseFailed(title, "another file in path's folder was changed.", "touch only path and your temp file.")
+    _passed(title, "a first save and an overwrite load back equal, no temporary file left; a save that fails half-way "
+                   "leaves the old file (or none) and no temporary file, and raises")
+
+
+def _epoch_starts_result(title: str, fn: Callable[..., Any], n_frames: Any, x_res: int, seed: int,
+                         epoch: int) -> np.ndarray:
+    """The learner's starts for one call, checked for shape, whole numbers and range."""
+    __tracebackhide__ = True
+    case = f"n_frames={_short(n_frames.numpy(), 8)} ({n_frames.numel()} clips), x_res={x_res}, seed={seed}, epoch={epoch}"
+    given = n_frames.clone()
+    got = _call_with_hint(
+        title, fn, case, given, x_res, seed, epoch, signature="fn(n_frames, x_res, seed, epoch) -> starts",
+        hint=("a clip of exactly x_res frames has one start, 0; torch.randint(low, high) needs high > low and its "
+              "high is exclusive, so clip i's starts are torch.randint(0, n_frames[i] - x_res + 1, ...)."),
+    )
+    _check_unchanged(title, case, (n_frames,), (given,), ("n_frames",))
+    starts = _to_numpy(title, got, f"your result on case {case}")
+    if starts.shape != (n_frames.numel(),):
+        raise ExerciseFailed(title, f"on case {case}, expected {n_frames.numel()} starts (one per clip) of shape "
+                                    f"({n_frames.numel()},), got shape {starts.shape}.", "return one start per clip.")
+    if not np.array_equal(starts, np.round(starts)):
+        raise ExerciseFailed(title, f"on case {case}, the starts are not whole numbers: {_short(starts)}.",
+                             "starts are frame numbers: draw integers (torch.randint) or convert with .long().")
+    last = n_frames.numpy() - x_res
+    bad = np.nonzero((starts < 0) | (starts > last))[0]
+    if bad.size:
+        i = int(bad[0])
+        raise ExerciseFailed(
+            title, f"on case {case}, clip {i} has {int(n_frames[i])} frames, so its start must be in 0..{int(last[i])}, "
+                   f"got {int(starts[i])}.",
+            "a slice of x_res frames starting at s ends at s + x_res, so s can be at most n_frames - x_res.",
+        )
+    return starts.astype(np.int64)
+
+
+def check_epoch_starts(fn: Callable[[Any, int, int, int], Any]) -> None:
+    """Check ``fn(n_frames, x_res, seed, epoch) -> starts``: one random start frame per clip per epoch.
+
+    ``n_frames`` is an int64 tensor of clip lengths in frames (each ≥ ``x_res``). Start ``i`` must lie in
+    ``0 .. n_frames[i] - x_res`` (a clip exactly ``x_res`` long -> 0), and come from a generator seeded by
+    ``(seed, epoch)``: the same arguments give the same starts whatever the global RNG does, another
+    epoch or seed gives other starts, clips get their own draws, and over many epochs every start
+    occurs, each about equally often.
+    """
+    __tracebackhide__ = True
+    import torch
+
+    title = "A random slice per clip per epoch"
+    _need_callable(fn, "fn", "check_epoch_starts(epoch_starts)")
+    gen = torch.Generator().manual_seed(34)
+    mixed = torch.tensor([100, 64, 65, 300, 80, 64])
+    many = torch.randint(64, 2000, (50,), generator=gen)
+    wide = torch.randint(256, 1300, (8,), generator=gen)
+    for n_frames, x_res, seed, epoch in [(mixed, 64, 0, 0), (many, 64, 3, 7), (wide, 256, 1, 2),
+                                         (torch.tensor([64]), 64, 0, 5)]:
+        _epoch_starts_result(title, fn, n_frames, x_res, seed, epoch)
+
+    reference = _epoch_starts_result(title, fn, many, 64, 3, 7)
+    with torch.random.fork_rng(devices=[]):
+        state = np.random.get_state()
+        try:
+            torch.manual_seed(12345)
+            np.random.seed(12345)
+            _epoch_starts_result(title, fn, many, 64, 3, 8)
+            global_state = torch.random.get_rng_state()
+            again = _epoch_starts_result(title, fn, many, 64, 3, 7)
+            touched_global = not torch.equal(global_state, torch.random.get_rng_state())
+        finally:
+            np.random.set_state(state)
+    if not np.array_equal(again, reference):
+        raise ExerciseFailed(
+            title, "two calls with the same (seed=3, epoch=7) gave different starts.",
+            "make a generator from (seed, epoch) inside the function, e.g. torch.Generator().manual_seed(...), and draw "
+            "only from it: the global RNG changes between calls, and a resumed run must see the same slices.",
+        )
+    if touched_global:
+        raise ExerciseFailed(
+            title, "your function changed torch's global random state.",
+            "draw from your own torch.Generator().manual_seed(...): torch.manual_seed would reset the global RNG that "
+            "the rest of training (dropout, initialisation) draws from.",
+        )
+    epochs = [_epoch_starts_result(title, fn, many, 64, 3, e) for e in range(6)]
+    if any(np.array_equal(epochs[e], epochs[e + 1]) for e in range(len(epochs) - 1)):
+        raise ExerciseFailed(title, "two epochs in a row gave the same starts for 50 clips.",
+                             "the epoch must enter the generator's seed, or every epoch shows the same slices.")
+    if np.array_equal(_epoch_starts_result(title, fn, many, 64, 4, 7), reference):
+        raise ExerciseFailed(title, "seed=3 and seed=4 gave the same starts for epoch 7.",
+                             "the seed must enter the generator's seed too.")
+    equal = _epoch_starts_result(title, fn, torch.full((20,), 500), 64, 0, 0)
+    if np.all(equal == equal[0]):
+        raise ExerciseFailed(title, "20 clips of the same length all got the same start.",
+                             "draw one start per clip, not one for the whole epoch.")
+
+    short = torch.tensor([68, 65, 64])
+    n_epochs = 1000
+    seen = np.stack([_epoch_starts_result(title, fn, short, 64, 0, e) for e in range(n_epochs)])
+    for i, frames in enumerate(short.tolist()):
+        counts = np.bincount(seen[:, i], minlength=frames - 64 + 1)
+        expected = n_epochs / counts.size
+        never = [s for s, c in enumerate(counts) if c == 0]
+        if never:
+            hint = "every start from 0 to n_frames - x_res must be possible."
+            if never == [counts.size - 1]:
+                hint = ("the last start, n_frames - x_res, never occurs: torch.randint's high is exclusive (use "
+                        "n_frames - x_res + 1), and int(rand * (n_frames - x_res)) never reaches it either.")
+            raise ExerciseFailed(title, f"over {n_epochs} epochs, a clip of {frames} frames (x_res=64) never started "
+                                        f"at frame(s) {never}.", hint)
+        if counts.min() < 0.75 * expected:
+            raise ExerciseFailed(
+                title, f"over {n_epochs} epochs, a clip of {frames} frames started at 0..{counts.size - 1} this often: "
+                       f"{counts.tolist()}; each should be about {expected:.0f}.",
+                "every start should be equally likely: torch.randint(0, n - x_res + 1), or floor(rand * (n - x_res + "
+                "1)); rounding makes the two ends half as likely.",
+            )
+    _passed(title, f"4 cases in range (a clip exactly x_res long starts at 0); repeatable; epochs and seeds differ; "
+                   f"every start occurs over {n_epochs} epochs")

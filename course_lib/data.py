@@ -7,10 +7,14 @@
   course's offline stand-ins for Hub data from :mod:`course_lib.synth`.
 - :func:`cached_tensors` computes a dict of tensors once and keeps it in a safetensors file
   named after a hash of the parameters, so a re-run of a notebook skips the slow part.
+- Lesson 03's genre fine-tuning data: :func:`genre_table` / :func:`select_genre` pick a genre,
+  :class:`CachedMelSlices` serves random mel slices from whole-clip spectrograms computed once
+  (and cached), and :func:`tutorial_dataloader` is the tutorial's do-it-all-in-collate path.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -19,7 +23,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -43,6 +47,13 @@ __all__ = [
     "cache_dir",
     "cache_key",
     "cached_tensors",
+    "GENRE_COLUMNS",
+    "SHORT_CLIP_POLICIES",
+    "genre_table",
+    "format_genre_table",
+    "select_genre",
+    "CachedMelSlices",
+    "tutorial_dataloader",
 ]
 
 CACHE_VERSION = 1  # bump when the course-made data changes, so old cache entries are not reused
@@ -451,3 +462,438 @@ def cached_tensors(name: str, params: Mapping[str, Any], compute_fn: Callable[[]
             os.remove(tmp)
     return tensors
 
+
+# ----------------------------------------------------------------------------------------------
+# Genre fine-tuning data (lesson 03)
+# ----------------------------------------------------------------------------------------------
+#
+# Lesson 03 fine-tunes a spectrogram diffusion model on the clips of one genre, showing it "a
+# random slice per clip per epoch". The tutorial way does all the work in the DataLoader's
+# collate function: decode, resample 44.1 kHz -> 22.05 kHz, cut a slice, run the mel transform,
+# for every clip of every batch of every epoch (:func:`tutorial_dataloader`). Almost all of that
+# work gives the same answer every epoch: only the slice position changes. So
+# :class:`CachedMelSlices` decodes and resamples each clip once, computes the mel spectrogram of
+# the *whole* clip once, keeps it on disk, and then a random slice is a random crop of it.
+#
+# One subtlety: a diffusers-style image is scaled relative to its own loudest pixel (dB from
+# ``ref=max``, floored at ``-top_db``). A crop of an image scaled for the whole clip would be
+# darker than the image of that slice whenever the slice is quieter than the loudest moment of
+# the clip, and quiet detail below the clip's floor would be lost. The cache therefore keeps the
+# mel power in dB (float32) and each crop is scaled to grey levels on its own, exactly as
+# ``Mel.audio_slice_to_image`` scales a slice.
+
+GENRE_COLUMNS = ("genre", "genre_id")
+SHORT_CLIP_POLICIES = ("pad", "skip", "error")
+_MEL_SLICES_FORMAT = 1  # bump when the layout of the cached tensors changes
+_CLIP_USED, _CLIP_PADDED, _CLIP_SKIPPED = 0, 1, 2
+
+
+def _column_names(dataset: Any, name: str = "dataset") -> list[str]:
+    """The column names of a ``datasets.Dataset`` or of a list of row dicts; refuse other things."""
+    names = getattr(dataset, "column_names", None)
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    if isinstance(dataset, Sequence) and not isinstance(dataset, (str, bytes)):
+        if len(dataset) and isinstance(dataset[0], Mapping):
+            return [str(k) for k in dataset[0]]
+        if not len(dataset):
+            return []
+    raise CourseInputError(
+        f"{name}: expected a datasets.Dataset or a list of row dicts, got {type(dataset).__name__}. "
+        "For a streaming dataset take some rows first, e.g. list(ds.take(200))."
+    )
+
+
+def _require_columns(dataset: Any, needed: Sequence[str], name: str = "dataset") -> None:
+    """Refuse an empty dataset, or one without the ``needed`` columns, naming what it has."""
+    columns = _column_names(dataset, name)
+    if len(dataset) == 0:
+        raise CourseInputError(f"{name}: it has no rows; check the split or the genre you selected.")
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise CourseInputError(
+            f"{name}: it has no {', '.join(map(repr, missing))} column (its columns are {columns}); "
+            "use a dataset with the columns of lewtun/music_genres (audio, song_id, genre_id, genre), "
+            "e.g. course_lib.data.make_music_dataset()."
+        )
+
+
+def _column(dataset: Any, column: str) -> list[Any]:
+    """One column as a Python list, without touching the others (so no audio is decoded)."""
+    if getattr(dataset, "column_names", None) is not None:
+        return list(dataset[column])
+    return [row[column] for row in dataset]
+
+
+def genre_table(dataset: Any) -> list[tuple[str, int, int]]:
+    """``(genre, genre_id, count)`` for every genre of a music-genres dataset, most clips first.
+
+    Reads only the ``genre`` and ``genre_id`` columns (no audio is decoded), so it takes
+    milliseconds even on the full ``lewtun/music_genres`` split. Ties are sorted by name.
+    """
+    _require_columns(dataset, GENRE_COLUMNS)
+    counts: dict[tuple[str, int], int] = {}
+    for genre, genre_id in zip(_column(dataset, "genre"), _column(dataset, "genre_id")):
+        key = (str(genre), int(genre_id))
+        counts[key] = counts.get(key, 0) + 1
+    return sorted(((g, i, n) for (g, i), n in counts.items()), key=lambda r: (-r[2], r[0].casefold(), r[1]))
+
+
+def format_genre_table(table: Sequence[tuple[str, int, int]]) -> str:
+    """A printable, aligned form of :func:`genre_table`'s rows, with each genre's share and a total."""
+    if isinstance(table, (str, bytes)) or not isinstance(table, Sequence) or not table or not all(
+            isinstance(r, tuple) and len(r) == 3 for r in table):
+        raise CourseInputError(
+            "table: expected the list of (genre, genre_id, count) rows that genre_table(dataset) returns."
+        )
+    total = sum(int(r[2]) for r in table)
+    width = max(5, *(len(str(r[0])) for r in table))
+    lines = [f"{'genre':<{width}}  {'id':>4}  {'clips':>7}  {'share':>6}"]
+    for genre, genre_id, count in table:
+        lines.append(f"{genre:<{width}}  {genre_id:>4}  {count:>7}  {100.0 * count / total:>5.1f}%")
+    lines.append(f"{'total':<{width}}  {'':>4}  {total:>7}  {100.0:>5.1f}%")
+    return "\n".join(lines)
+
+
+def _genre_key(name: str) -> str:
+    """Case, spaces and punctuation do not count: 'Hip-Hop', 'hip hop' and 'hiphop' are one genre."""
+    return re.sub(r"[\W_]+", "", name.casefold())
+
+
+def select_genre(dataset: Any, genre: str | int) -> Any:
+    """The rows of one genre, named by ``genre`` (case and punctuation ignored) or by its ``genre_id``.
+
+    A ``datasets.Dataset`` gives a ``datasets.Dataset`` (``dataset.select``, no audio decoded);
+    a list of rows gives a list. An unknown genre raises an error listing the genres there are.
+    """
+    table = genre_table(dataset)
+    if isinstance(genre, (int, np.integer)) and not isinstance(genre, bool):
+        matches = [r for r in table if r[1] == int(genre)]
+    elif isinstance(genre, str) and _genre_key(genre):
+        matches = [r for r in table if _genre_key(r[0]) == _genre_key(genre)]
+    else:
+        raise CourseInputError(f"genre: expected a genre name such as 'Hip-Hop' or a genre_id, got {genre!r}.")
+    if not matches:
+        listing = ", ".join(f"{g} ({n})" for g, _, n in table)
+        raise CourseInputError(f"genre: {genre!r} is not in this dataset; its genres are: {listing}.")
+    if len({r[0] for r in matches}) > 1:
+        raise CourseInputError(
+            f"genre: {genre!r} matches several genres ({[r[0] for r in matches]}); give the exact name or the genre_id."
+        )
+    wanted = {(g, i) for g, i, _ in matches}
+    pairs = zip(_column(dataset, "genre"), _column(dataset, "genre_id"))
+    keep = [row for row, (g, i) in enumerate(pairs) if (str(g), int(i)) in wanted]
+    if hasattr(dataset, "select") and getattr(dataset, "column_names", None) is not None:
+        return dataset.select(keep)
+    return [dataset[i] for i in keep]
+
+
+def _check_mel(mel: Any) -> Any:
+    from course_lib.spectrogram import Mel
+
+    if not isinstance(mel, Mel):
+        raise CourseInputError(
+            f"mel: expected a course_lib.spectrogram.Mel, got {type(mel).__name__}; e.g. "
+            "Mel.from_config('checkpoints/mel-diffusion-64/mel') or pipe.mel."
+        )
+    return mel
+
+
+def _check_epoch(epoch: Any) -> int:
+    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+        raise CourseInputError(f"epoch: expected a whole number ≥ 0, got {epoch!r}.")
+    return int(epoch)
+
+
+def _epoch_seed(seed: int, epoch: int, *more: int) -> int:
+    """A 63-bit seed from (seed, epoch, ...): neighbouring epochs get unrelated random streams."""
+    state = np.random.SeedSequence([seed, epoch, *more]).generate_state(2, dtype=np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1])) & (2**63 - 1)
+
+
+def _pixels_to_batch(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W) -> float32 (N, 1, H, W) in [-1, 1], as ``course_lib.diffusion.images_to_tensor``."""
+    return pixels[:, None].to(torch.float32) / 255.0 * 2.0 - 1.0
+
+
+def _dataset_identity(dataset: Any, column: str) -> str:
+    """What names the clips in a cache key: a ``datasets`` fingerprint, else a hash of the audio."""
+    fingerprint = getattr(dataset, "_fingerprint", None)
+    if isinstance(fingerprint, str) and fingerprint:
+        return f"datasets:{fingerprint}"
+    digest = hashlib.sha256()
+    for i, row in enumerate(dataset):
+        audio, sr = audio_array(row, column=column)
+        digest.update(f"{i}:{sr}:{audio.shape[0]}:".encode())
+        digest.update(audio.tobytes())
+    return f"sha256:{digest.hexdigest()[:24]}"
+
+
+def _clip_db(audio: np.ndarray, mel: Any, n_frames: int) -> torch.Tensor:
+    """The first ``n_frames`` frames of the clip's mel power in dB, as a float32 (frames, y_res) tensor.
+
+    Same STFT (centred, zero-padded, periodic Hann), filter bank and ``10 log10(max(power, 1e-10))``
+    as ``Mel.audio_slice_to_image`` uses before it scales a slice to grey levels.
+    """
+    from course_lib.spectrogram import mel_spectrogram
+
+    power = mel_spectrogram(audio, sample_rate=mel.sr, n_fft=mel.n_fft, hop_length=mel.hop_length,
+                            n_mels=mel.y_res, power=2.0, f_min=0.0, f_max=mel.sr / 2.0)
+    return power[:, :n_frames].clamp_min(1e-10).log10_().mul_(10.0).t().contiguous()
+
+
+def _crop_to_pixels(db: torch.Tensor, starts: torch.Tensor, x_res: int, top_db: float) -> torch.Tensor:
+    """uint8 images (N, y_res, x_res) of the ``x_res``-frame crops of ``db`` (frames, y_res) at ``starts``.
+
+    Each crop is scaled on its own, with the arithmetic of ``Mel.audio_slice_to_image``: dB from
+    the crop's loudest value, floored at ``-top_db``, then ``floor((dB + top_db) * 255 / top_db + 0.5)``.
+    """
+    crops = db[starts[:, None] + torch.arange(x_res)]  # (N, x_res, y_res)
+    log_s = crops - crops.amax(dim=(1, 2), keepdim=True)
+    scaled = log_s.add_(top_db).mul_(255.0 / top_db).clamp_(0.0, 255.0).add_(0.5)
+    return scaled.to(torch.uint8).transpose(1, 2).contiguous()
+
+
+class CachedMelSlices:
+    """Random mel-spectrogram slices of a set of clips, from whole-clip spectrograms computed once.
+
+    ``CachedMelSlices(dataset, mel)`` decodes every clip of ``dataset`` (a ``datasets.Dataset``,
+    e.g. one genre from :func:`select_genre`, or a list of rows) once with :func:`audio_array`
+    (stereo is averaged to mono), resamples it to ``mel.sr``, and stores the mel power in dB of the
+    whole clip, ``y_res`` bands by frames, with :func:`cached_tensors` (key: the dataset's
+    fingerprint, or a hash of its audio, the Mel's ``sample_rate``, ``n_fft``, ``hop_length``,
+    ``x_res``, ``y_res``, the audio column and ``short``). The next time the same data and
+    settings are asked for, nothing is decoded: the file is read back.
+
+    Call it with an epoch number to get that epoch's batches, float32 ``(batch_size, 1, y_res,
+    x_res)`` in [-1, 1] (the scaling of ``course_lib.diffusion.images_to_tensor``)::
+
+        slices = CachedMelSlices(select_genre(ds, "Hip-Hop"), pipe.mel, batch_size=4)
+        train(unet, slices, loss_fn, config)          # data = a function epoch -> batches
+
+    Epoch ``e`` shows every clip ``crops_per_clip`` times in a random order, each time as an
+    ``x_res``-frame crop at a random frame; order and crops come from a generator seeded by
+    ``(seed, e)``, so an epoch is the same every time it is asked for (resuming relies on that)
+    and different epochs differ. The last incomplete batch is dropped.
+
+    A crop starting at frame ``c`` is the image of the audio slice starting at sample
+    ``c * hop_length``, with one difference at its edges: the slice's own spectrogram sees zero
+    padding where its first ``n_fft // 2 // hop_length`` windows (1 column at n_fft 1024, 2 at
+    2048; at 2048 also the last one) reach past the slice, while the crop sees the audio there.
+    Those columns can differ by over 100 grey levels (the slice's are darker); all other pixels are
+    equal, except when the crop's loudest value sits in an edge column: then its reference level is
+    higher and its inside is a few grey levels darker, by one constant shift.
+
+    Attributes: ``n_clips``; ``rows`` (the dataset row of each clip); ``status`` (per dataset row:
+    0 used, 1 padded, 2 skipped); ``n_starts`` (possible crop positions per clip); ``db`` and
+    ``offsets`` (all clips' mel power in dB, frames by ``y_res``, one after another: float32, 4 bytes
+    per pixel: about 0.33 MB per 30 s clip at 64 bands, 1.3 MB at 256); ``from_cache``;
+    ``build_seconds`` (to build the cache, or to read it back).
+
+    Clips shorter than one slice (``mel.slice_size`` samples after resampling): ``short="pad"``
+    (default, as diffusers' ``Mel.load_audio`` does) pads them with silence to one slice;
+    ``"skip"`` leaves them out; ``"error"`` refuses the dataset.
+    """
+
+    def __init__(self, dataset: Any, mel: Any, batch_size: int = 4, *, seed: int = 0, crops_per_clip: int = 1,
+                 short: str = "pad", column: str = "audio", folder: str | os.PathLike | None = None,
+                 progress: bool = True) -> None:
+        import time
+
+        self.mel = _check_mel(mel)
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.seed = _seed(seed)
+        self.crops_per_clip = check_positive_int(crops_per_clip, "crops_per_clip")
+        self.short = check_choice(short, "short", SHORT_CLIP_POLICIES)
+        if not isinstance(column, str):
+            raise CourseInputError(f"column: expected a column name such as 'audio', got {column!r}.")
+        _require_columns(dataset, (column,))
+        self.column = column
+        start = time.perf_counter()
+        params = {"format": _MEL_SLICES_FORMAT, "clips": _dataset_identity(dataset, column), "rows": len(dataset),
+                  "column": column, "sample_rate": mel.sr, "n_fft": mel.n_fft, "hop_length": mel.hop_length,
+                  "x_res": mel.x_res, "y_res": mel.y_res, "short": self.short}
+        self.from_cache = True
+
+        def compute() -> dict[str, torch.Tensor]:
+            self.from_cache = False
+            return self._build(dataset, progress)
+
+        stored = cached_tensors("mel_slices", params, compute, folder=folder)
+        self.build_seconds = time.perf_counter() - start
+        self.db, self.offsets, self.status = stored["db"], stored["offsets"], stored["status"]
+        self.rows = torch.nonzero(self.status != _CLIP_SKIPPED).flatten()
+        self.n_starts = self.offsets[1:] - self.offsets[:-1] - self.mel.x_res + 1
+        if len(self) == 0:
+            raise CourseInputError(
+                f"batch_size: {self.n_clips} usable clip(s) x crops_per_clip={self.crops_per_clip} do not fill one "
+                f"batch of {self.batch_size}; lower batch_size or raise crops_per_clip."
+            )
+
+    def _build(self, dataset: Any, progress: bool) -> dict[str, torch.Tensor]:
+        """Decode, resample and transform every clip once; the tensors that go into the cache."""
+        from course_lib.audio import resample
+
+        mel = self.mel
+        parts, lengths, status = [], [0], []
+        rows = dataset.select_columns([self.column]) if hasattr(dataset, "select_columns") else dataset
+        iterator: Any = rows
+        if progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(rows, total=len(dataset), desc="mel spectrograms", unit="clip")
+        for i, row in enumerate(iterator):
+            audio, sr = audio_array(row, column=self.column)
+            if sr != mel.sr:
+                audio = resample(audio, sr, mel.sr)
+            state = _CLIP_USED
+            if audio.shape[0] < mel.slice_size:
+                if self.short == "error":
+                    raise CourseInputError(
+                        f"dataset: row {i} holds {audio.shape[0] / mel.sr:.2f} s of audio at {mel.sr} Hz, shorter than "
+                        f"one slice ({mel.slice_size} samples = {mel.slice_size / mel.sr:.2f} s); pass short='pad' to "
+                        "pad such clips with silence or short='skip' to leave them out."
+                    )
+                if self.short == "skip":
+                    status.append(_CLIP_SKIPPED)
+                    continue
+                audio = np.concatenate([audio, np.zeros(mel.x_res * mel.hop_length - audio.shape[0], np.float32)])
+                state = _CLIP_PADDED
+            n_frames = (audio.shape[0] - mel.slice_size) // mel.hop_length + mel.x_res
+            parts.append(_clip_db(audio, mel, n_frames))
+            lengths.append(n_frames)
+            status.append(state)
+        if not parts:
+            raise CourseInputError(
+                f"dataset: all {len(status)} clips are shorter than one slice ({mel.slice_size / mel.sr:.2f} s) and "
+                "short='skip' left them all out; use short='pad', or a Mel with a smaller x_res or hop_length."
+            )
+        return {"db": torch.cat(parts), "offsets": torch.tensor(np.cumsum(lengths), dtype=torch.int64),
+                "status": torch.tensor(status, dtype=torch.int8)}
+
+    @property
+    def n_clips(self) -> int:
+        """How many clips the slices come from (skipped clips not counted)."""
+        return int(self.offsets.numel() - 1)
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return self.n_clips * self.crops_per_clip // self.batch_size
+
+    def epoch_plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(clips, starts)`` of every crop of ``epoch``, in order: clip numbers and first frames."""
+        g = torch.Generator().manual_seed(_epoch_seed(self.seed, _check_epoch(epoch)))
+        clips = torch.arange(self.n_clips).repeat(self.crops_per_clip)
+        clips = clips[torch.randperm(clips.numel(), generator=g)]
+        starts = (torch.rand(clips.numel(), generator=g, dtype=torch.float64) * self.n_starts[clips]).long()
+        return clips, starts
+
+    def crop_images(self, clips: Any, starts: Any) -> torch.Tensor:
+        """uint8 images (N, y_res, x_res): clip ``clips[k]`` cropped from frame ``starts[k]``."""
+        c = torch.as_tensor(clips).long().flatten()
+        s = torch.as_tensor(starts).long().flatten()
+        if c.numel() != s.numel() or c.numel() == 0:
+            raise CourseInputError(
+                f"clips, starts: give the same number (≥ 1) of each, got {c.numel()} and {s.numel()}."
+            )
+        if int(c.min()) < 0 or int(c.max()) >= self.n_clips:
+            raise CourseInputError(f"clips: clip numbers run from 0 to {self.n_clips - 1}, got {c.tolist()}.")
+        bad = (s < 0) | (s >= self.n_starts[c])
+        if bool(bad.any()):
+            k = int(torch.nonzero(bad)[0])
+            raise CourseInputError(
+                f"starts: clip {int(c[k])} has crops starting at frames 0 to {int(self.n_starts[c[k]]) - 1}, "
+                f"got {int(s[k])}."
+            )
+        return _crop_to_pixels(self.db, self.offsets[c] + s, self.mel.x_res, float(self.mel.top_db))
+
+    def clip_image(self, clip: int) -> torch.Tensor:
+        """The whole clip as one uint8 image (y_res, frames), scaled to its own loudest value (for plots)."""
+        if isinstance(clip, bool) or not isinstance(clip, (int, np.integer)) or not 0 <= clip < self.n_clips:
+            raise CourseInputError(f"clip: expected a clip number from 0 to {self.n_clips - 1}, got {clip!r}.")
+        length = int(self.offsets[clip + 1] - self.offsets[clip])
+        db = self.db[int(self.offsets[clip]):int(self.offsets[clip + 1])]
+        return _crop_to_pixels(db, torch.zeros(1, dtype=torch.long), length, float(self.mel.top_db))[0]
+
+    def __call__(self, epoch: int) -> Iterator[torch.Tensor]:
+        """The batches of ``epoch``: float32 (batch_size, 1, y_res, x_res) in [-1, 1]."""
+        clips, starts = self.epoch_plan(epoch)
+        for b in range(len(self)):
+            part = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            yield _pixels_to_batch(self.crop_images(clips[part], starts[part]))
+
+    def __repr__(self) -> str:
+        padded = int((self.status == _CLIP_PADDED).sum())
+        skipped = int((self.status == _CLIP_SKIPPED).sum())
+        return (f"CachedMelSlices({self.n_clips} clips ({padded} padded, {skipped} skipped), "
+                f"{self.mel.y_res}x{self.mel.x_res} crops, batch_size={self.batch_size}, "
+                f"{len(self)} batches/epoch, {self.db.numel() * 4 / 2**20:.1f} MiB)")
+
+
+class _IndexedRows(torch.utils.data.Dataset):
+    """``(index, row)`` pairs, so a collate function can seed its random slice by the row."""
+
+    def __init__(self, rows: Any) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[int, Any]:
+        return i, self.rows[i]
+
+
+class _TutorialCollate:
+    """The tutorial's collate: per clip decode -> resample -> load into the Mel -> random slice -> image."""
+
+    def __init__(self, mel: Any, column: str, seed: int, epoch: int) -> None:
+        self.mel = copy.deepcopy(mel)  # load_audio keeps the clip inside the Mel: do not touch the caller's
+        self.column, self.seed, self.epoch = column, seed, epoch
+        self.resamplers: dict[int, Any] = {}
+
+    def _resample(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        if sr == self.mel.sr:
+            return audio
+        if sr not in self.resamplers:  # one torchaudio module per rate, built once, as the tutorial does
+            import torchaudio.transforms as AT
+
+            self.resamplers[sr] = AT.Resample(sr, self.mel.sr, dtype=torch.float32)
+        return self.resamplers[sr](torch.from_numpy(audio)).numpy()
+
+    def __call__(self, examples: list[tuple[int, Any]]) -> torch.Tensor:
+        images = []
+        for index, row in examples:
+            audio, sr = audio_array(row, column=self.column)
+            self.mel.load_audio(raw_audio=self._resample(audio, sr))
+            rng = np.random.default_rng(_epoch_seed(self.seed, self.epoch, index))
+            k = int(rng.integers(self.mel.get_number_of_slices()))
+            images.append(np.asarray(self.mel.audio_slice_to_image(k)))
+        return _pixels_to_batch(torch.from_numpy(np.stack(images)))
+
+
+def tutorial_dataloader(dataset: Any, mel: Any, batch_size: int = 4, *, seed: int = 0, epoch: int = 0,
+                        column: str = "audio", num_workers: int = 0) -> torch.utils.data.DataLoader:
+    """The well-known tutorial's data path, for comparison: all the audio work inside ``collate_fn``.
+
+    For every clip of every batch: decode the row (:func:`audio_array`), resample to ``mel.sr``
+    with a torchaudio ``Resample`` module, ``mel.load_audio(raw_audio=...)`` (short clips are padded
+    with silence), pick one of the whole slices at random and ``mel.audio_slice_to_image`` it.
+    Batches are float32 (batch_size, 1, y_res, x_res) in [-1, 1], like :class:`CachedMelSlices`.
+    The shuffle and the slices are seeded by ``(seed, epoch)`` and the row, so for training use
+    ``data=lambda e: tutorial_dataloader(ds, mel, 4, epoch=e)``; incomplete batches are dropped.
+    """
+    mel = _check_mel(mel)
+    size = check_positive_int(batch_size, "batch_size")
+    base, ep = _seed(seed), _check_epoch(epoch)
+    workers = check_positive_int(num_workers, "num_workers", minimum=0)
+    if not isinstance(column, str):
+        raise CourseInputError(f"column: expected a column name such as 'audio', got {column!r}.")
+    _require_columns(dataset, (column,))
+    if len(dataset) < size:
+        raise CourseInputError(
+            f"batch_size: the dataset has only {len(dataset)} clips; use batch_size ≤ {len(dataset)}."
+        )
+    g = torch.Generator().manual_seed(_epoch_seed(base, ep, 1))
+    return torch.utils.data.DataLoader(_IndexedRows(dataset), batch_size=size, shuffle=True, generator=g,
+                                       drop_last=True, num_workers=workers,
+                                       collate_fn=_TutorialCollate(mel, column, base, ep))
