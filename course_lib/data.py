@@ -293,9 +293,13 @@ def _song_seed(seed: int, i: int) -> int:
     return int(np.random.SeedSequence([seed, i]).generate_state(1)[0] >> 1)
 
 
-def make_music_dataset(styles: Sequence[str] | None = None, n_per_style: int = 4, duration: float = 5.0,
-                       sample_rate: int = 44100, seed: int = 0) -> "datasets.Dataset":
+def make_music_dataset(styles: Sequence[str] | None = None, n_per_style: int | Mapping[str, int] = 4,
+                       duration: float = 5.0, sample_rate: int = 44100, seed: int = 0) -> "datasets.Dataset":
     """A ``datasets.Dataset`` of course-made music with the columns of ``lewtun/music_genres``.
+
+    ``n_per_style`` is one count for every style, or a mapping ``{style: count}`` (its keys are then
+    the styles, unless ``styles`` is given too), so the genre sizes can be as uneven as a real
+    dataset's, e.g. ``{"rock": 12, "techno": 11, "hiphop": 8, "ambient": 8, "chiptune": 6, "jazz": 3}``.
 
     Columns: ``audio`` (an ``Audio`` feature holding 16-bit WAV bytes), ``song_id`` (int; it is
     also the seed, so ``synth.music_clip(genre, duration, sample_rate, seed=song_id)`` rebuilds
@@ -304,8 +308,20 @@ def make_music_dataset(styles: Sequence[str] | None = None, n_per_style: int = 4
     """
     import datasets
 
-    chosen = _check_styles(styles)
-    per = check_positive_int(n_per_style, "n_per_style")
+    if isinstance(n_per_style, Mapping):
+        chosen = _check_styles(list(n_per_style) if styles is None else styles)
+        unknown = [k for k in n_per_style if k not in chosen]
+        if unknown:
+            raise CourseInputError(f"n_per_style: {unknown} are not among the styles {chosen}; "
+                                   "name each style once, as in synth.MUSIC_STYLES.")
+        counts = {s: check_positive_int(n_per_style.get(s, 0), f"n_per_style[{s!r}]", minimum=0) for s in chosen}
+        if not any(counts.values()):
+            raise CourseInputError("n_per_style: every count is 0; ask for at least one clip.")
+    else:
+        chosen = _check_styles(styles)
+        per_style = check_positive_int(n_per_style, "n_per_style")
+        counts = {s: per_style for s in chosen}
+    per = max(counts.values())
     seconds = _duration(duration, low=0.1)
     sr = check_sample_rate(sample_rate)
     if sr < 8000:
@@ -315,6 +331,8 @@ def make_music_dataset(styles: Sequence[str] | None = None, n_per_style: int = 4
     for i in range(per):
         song = _song_seed(base, i)
         for style in chosen:
+            if i >= counts[style]:
+                continue
             clip = synth.music_clip(style, seconds, sr, seed=song)
             rows["audio"].append({"bytes": _wav_bytes(clip, sr), "path": f"{style}_{song}.wav"})
             rows["song_id"].append(song)

@@ -340,3 +340,19 @@ def test_cached_tensors_errors(tmp_path: Path) -> None:
     with pytest.raises(CourseInputError, match="folder"):
         data.cached_tensors("a", {}, ok, folder=tmp_path / "plain")
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".a-*"))
+
+
+def test_make_music_dataset_uneven_genre_sizes() -> None:
+    counts = {"rock": 3, "jazz": 1, "ambient": 0, "techno": 2}
+    ds = data.make_music_dataset(n_per_style=counts, duration=0.3, sample_rate=8000, seed=2)
+    assert len(ds) == 6
+    got = {g: ds["genre"].count(g) for g in set(ds["genre"])}
+    assert got == {"rock": 3, "jazz": 1, "techno": 2}
+    assert [r[:3] for r in data.genre_table(ds)] == [("rock", 4, 3), ("techno", 1, 2), ("jazz", 5, 1)]
+    # the same song ids as the even version for the rows both have
+    even = data.make_music_dataset(styles=["rock"], n_per_style=3, duration=0.3, sample_rate=8000, seed=2)
+    assert [r for r, g in zip(ds["song_id"], ds["genre"]) if g == "rock"] == even["song_id"]
+    for bad, match in (({"polka": 2}, "polka.* is not one of"), ({"rock": 0}, "every count is 0"),
+                       ({"rock": -1}, "n_per_style")):
+        with pytest.raises(CourseInputError, match=match):
+            data.make_music_dataset(n_per_style=bad, duration=0.3, sample_rate=8000)
