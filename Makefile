@@ -43,6 +43,8 @@ exercises: $(STAMP)
 
 bench: install
 	$(BIN)/python bench/bench_spectrogram.py
+	$(BIN)/python bench/bench_sampling.py
+	$(BIN)/python bench/bench_finetune.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
