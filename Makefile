@@ -43,6 +43,7 @@ exercises: $(STAMP)
 
 bench: install
 	$(BIN)/python bench/bench_spectrogram.py
+	$(BIN)/python bench/bench_preprocess.py
 	$(BIN)/python bench/bench_sampling.py
 	$(BIN)/python bench/bench_finetune.py
 
