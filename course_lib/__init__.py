@@ -12,6 +12,8 @@ Modules (import the one you need; nothing heavy is imported here):
 - ``course_lib.metrics``     spectral convergence, Fréchet distance on classifier embeddings
 - ``course_lib.classifier``  a small course-trained music-style classifier (embeddings for metrics)
 - ``course_lib.diffusion``   the spectrogram diffusion pipeline (sampling, inpainting, inversion, ...)
+- ``course_lib.unet1d``      a readable 1-D U-Net for waveforms (lesson 05), ``reference`` and ``laptop`` configs
+- ``course_lib.vdiffusion``  v-diffusion: cosine schedule, v-loss, DDIM-style and stochastic samplers, guidance
 - ``course_lib.training``    the one training loop: budgets, progress, atomic checkpoints, exact resume
 - ``course_lib.hub``         Hub models online, the course's shipped stand-ins offline
 - ``course_lib.musicgen``    MusicGen loading, generation helpers, the codebook delay pattern
