@@ -457,3 +457,27 @@ def test_denormalise_reference_inverts_normalisation(omin, span, target):
     x = np.linspace(omin, omin + span, 11)
     norm = (x - omin) / span * (hi - lo) + lo
     np.testing.assert_allclose(checks._denorm_ref(norm, omin, omin + span, lo, hi), x, rtol=1e-9, atol=1e-9)
+
+
+# Every check that takes one answer function: a stub that still raises NotImplementedError gets the friendly
+# "not answered yet", and passing something that is not a function (a common slip: the result of calling it)
+# gets a clear input error. (Checks taking two functions are covered in their own tests.)
+SINGLE_ANSWER_CHECKS = [
+    "check_playback", "check_denormalise", "check_batched_log_spectrogram", "check_griffin_lim",  # lesson 01
+    "check_add_noise", "check_ddim_step", "check_slerp", "check_keep_known",  # lesson 02
+    "check_training_loss", "check_save_atomically", "check_epoch_starts",  # lesson 03
+    "check_audio_seconds", "check_delay_pattern", "check_guidance", "check_remove_padding",  # lesson 04
+]
+
+
+@pytest.mark.parametrize("name", SINGLE_ANSWER_CHECKS)
+def test_every_check_handles_a_stub_and_a_non_callable(name):
+    check = getattr(checks, name)
+
+    def stub(*args):
+        raise NotImplementedError("your answer here")
+
+    with pytest.raises(checks.ExerciseFailed, match="not answered yet"):
+        check(stub)
+    with pytest.raises(CourseInputError, match="without calling it"):
+        check(3)
