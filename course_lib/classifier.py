@@ -41,6 +41,7 @@ __all__ = [
     "log_mel_features",
     "default_checkpoint_dir",
     "load_style_classifier",
+    "load_drum_classifier",
 ]
 
 CONFIG_NAME = "config.json"
@@ -254,13 +255,13 @@ class StyleClassifier(nn.Module):
         return model.to(device).eval()
 
 
-def default_checkpoint_dir() -> Path:
-    """Where the shipped checkpoint lives: ``<repo>/checkpoints/style-classifier``.
+def default_checkpoint_dir(name: str = "style-classifier") -> Path:
+    """Where a shipped checkpoint lives: ``<repo>/checkpoints/<name>``.
 
     The repository root is the folder above the ``course_lib`` package (an editable install or a
     clone); failing that, the current folder and its parents are searched.
     """
-    rel = Path("checkpoints") / "style-classifier"
+    rel = Path("checkpoints") / name
     candidates = [Path(__file__).resolve().parents[1] / rel]
     cwd = Path.cwd().resolve()
     candidates += [p / rel for p in (cwd, *cwd.parents)]
@@ -270,13 +271,28 @@ def default_checkpoint_dir() -> Path:
     return candidates[0]
 
 
-def load_style_classifier(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu"
-                          ) -> StyleClassifier:
-    """The course-trained style classifier that ships with the repository (or the one in ``folder``)."""
-    root = default_checkpoint_dir() if folder is None else folder
+def _load_shipped(name: str, script: str, folder: str | os.PathLike | None, device: str | torch.device
+                  ) -> StyleClassifier:
+    root = default_checkpoint_dir(name) if folder is None else folder
     if folder is None and not (Path(root) / CONFIG_NAME).is_file():
         raise CourseInputError(
             f"folder: the shipped checkpoint was not found at {str(root)!r}; run this from a clone of the "
-            "course (pip install -e .), or train one with `python scripts/train_style_classifier.py`."
+            f"course (pip install -e .), or train one with `python scripts/{script}`."
         )
     return StyleClassifier.from_pretrained(root, device=device)
+
+
+def load_style_classifier(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+                          ) -> StyleClassifier:
+    """The course-trained music-style classifier that ships with the repository (or the one in ``folder``)."""
+    return _load_shipped("style-classifier", "train_style_classifier.py", folder, device)
+
+
+def load_drum_classifier(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+                         ) -> StyleClassifier:
+    """The course-trained drum classifier (kick, snare, hihat, percussion; 22 050 Hz one-shots).
+
+    Lesson 05 uses it to check that generated hits are of the class they were asked for, and its
+    embedding for Fréchet distances between sets of one-shots.
+    """
+    return _load_shipped("drum-classifier", "train_drum_classifier.py", folder, device)
