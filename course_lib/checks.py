@@ -31,6 +31,9 @@ Lesson 03: :func:`check_model_range`, :func:`check_training_loss`, :func:`check_
 Lesson 04: :func:`check_audio_seconds`, :func:`check_delay_pattern`, :func:`check_guidance`,
 :func:`check_remove_padding`.
 
+Lesson 05 (in :mod:`course_lib.checks_waveform`, re-exported here): ``check_v_target``,
+``check_denoise``, ``check_sampler_step``, ``check_to_24bit``.
+
 Generic helpers: :func:`check_close` and :func:`check_shape`.
 
 This module imports only NumPy at import time (torch is imported by the checks that need it),
@@ -1793,3 +1796,14 @@ def check_epoch_starts(fn: Callable[[Any, int, int, int], Any]) -> None:
             )
     _passed(title, f"4 cases in range (a clip exactly x_res long starts at 0); repeatable; epochs and seeds differ; "
                    f"every start occurs over {n_epochs} epochs")
+
+
+# Lesson 05's checks live in their own module (imported last: it uses the helpers above).
+from course_lib.checks_waveform import (  # noqa: E402
+    check_denoise,
+    check_sampler_step,
+    check_to_24bit,
+    check_v_target,
+)
+
+__all__ += ["check_v_target", "check_denoise", "check_sampler_step", "check_to_24bit"]

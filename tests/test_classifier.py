@@ -15,10 +15,11 @@ from course_lib.classifier import (
     DEFAULT_CONFIG,
     StyleClassifier,
     default_checkpoint_dir,
+    load_drum_classifier,
     load_style_classifier,
     log_mel_features,
 )
-from course_lib.synth import MUSIC_STYLES, music_clip
+from course_lib.synth import DRUM_CLASSES, MUSIC_STYLES, drum_dataset, music_clip
 from course_lib.validate import CourseInputError
 
 SR = 22050
@@ -62,6 +63,21 @@ def test_it_classifies_unseen_course_music(clf, fresh):
     # Every style is recognised at least most of the time, not just the easy ones.
     for k in range(len(MUSIC_STYLES)):
         assert (pred[labels == k] == k).mean() >= 0.5, MUSIC_STYLES[k]
+
+
+def test_the_drum_classifier_labels_unseen_real_hits():
+    folder = REPO / "checkpoints" / "drum-classifier"
+    assert default_checkpoint_dir("drum-classifier") == folder
+    judge = load_drum_classifier()
+    assert judge.classes == ["kick", "snare", "hihat", "percussion"] == list(DRUM_CLASSES)
+    assert (judge.sample_rate, judge.config["hop_length"]) == (22050, 128) and not judge.training
+    training = judge.config["training"]
+    assert 4 not in (training["train_data_seed"], training["val_data_seed"])  # seed 4 was never seen
+    audio, labels = drum_dataset(25, seed=4, sample_rate=22050, length=8192)  # 100 hits, 25 per class
+    pred = judge.predict(audio).numpy()
+    assert float((pred == labels).mean()) >= 0.97, (pred, labels)
+    for k in range(len(DRUM_CLASSES)):
+        assert (pred[labels == k] == k).mean() >= 0.9, DRUM_CLASSES[k]
 
 
 def test_shorter_clips_work_too(clf, fresh):
