@@ -467,6 +467,7 @@ SINGLE_ANSWER_CHECKS = [
     "check_add_noise", "check_ddim_step", "check_slerp", "check_keep_known",  # lesson 02
     "check_training_loss", "check_save_atomically", "check_epoch_starts",  # lesson 03
     "check_audio_seconds", "check_delay_pattern", "check_guidance", "check_remove_padding",  # lesson 04
+    "check_v_target", "check_denoise", "check_sampler_step", "check_to_24bit",  # lesson 05
 ]
 
 
