@@ -91,6 +91,7 @@ __all__ = [
     "UNet1DConfig",
     "count_parameters",
     "parameter_breakdown",
+    "plot_unet",
     "sinusoidal_positions",
 ]
 
@@ -633,3 +634,44 @@ def parameter_breakdown(model: nn.Module) -> dict[str, int]:
             kinds["other"] += own
     kinds["total"] = sum(kinds.values())
     return kinds
+
+
+def plot_unet(config: UNet1DConfig, ax: Any = None, title: str | None = None) -> Any:
+    """Draw a configuration as a U: one box per level (channels x samples), down on the left, up on
+    the right, skip connections across, attention levels highlighted. Returns the matplotlib axes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    if not isinstance(config, UNet1DConfig):
+        raise CourseInputError(f"config: expected a UNet1DConfig (e.g. CONFIGS['laptop']), got {type(config).__name__}.")
+    levels = len(config.channels)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(min(14, 1.6 * levels + 2), 0.55 * levels + 1.6))
+    length = config.sample_length
+    lengths = []
+    for f in config.factors:
+        length //= f
+        lengths.append(length)
+    for i in range(levels):
+        for side, x in (("down", i), ("up", 2 * levels - 1 - i)):
+            colour = "#f4a261" if config.attention[i] else "#a8dadc"
+            ax.add_patch(FancyBboxPatch((x - 0.42, -i - 0.32), 0.84, 0.64, boxstyle="round,pad=0.02",
+                                        facecolor=colour, edgecolor="#333"))
+            text = f"{config.channels[i]}ch\n{lengths[i]}" + (f"\n×{config.blocks[i]}" if side == "down" else "")
+            ax.text(x, -i, text, ha="center", va="center", fontsize=7)
+        ax.annotate("", xy=(2 * levels - 1 - i - 0.45, -i), xytext=(i + 0.45, -i),
+                    arrowprops=dict(arrowstyle="->", color="#888", linestyle="--", lw=0.8))
+        if i + 1 < levels:
+            ax.annotate("", xy=(i + 1, -i - 0.68), xytext=(i + 0.2, -i - 0.34),
+                        arrowprops=dict(arrowstyle="->", color="#333", lw=1))
+            ax.annotate("", xy=(2 * levels - 1 - i - 0.2, -i - 0.34), xytext=(2 * levels - 2 - i, -i - 0.68),
+                        arrowprops=dict(arrowstyle="->", color="#333", lw=1))
+    ax.set_xlim(-0.7, 2 * levels - 0.3)
+    ax.set_ylim(-levels + 0.3, 1.0)
+    ax.axis("off")
+    stereo = "stereo" if config.in_channels == 2 else ("mono" if config.in_channels == 1 else f"{config.in_channels} ch")
+    ax.text(-0.6, 0.65, f"input: {stereo}, {config.sample_length} samples at {config.sample_rate} Hz "
+                        "(boxes: channels, samples, blocks; orange = attention; dashed = skip)", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
