@@ -296,3 +296,24 @@ def test_a_short_training_run_lowers_the_loss(tmp_path):
     after = held_out_loss(model)
     assert result.steps == 60 and len(result.losses) == 60 and all(np.isfinite(result.losses))
     assert after < 0.5 * before and after < 0.5 * zero, (before, after, zero)
+
+
+def test_training_resumes_exactly_after_an_interruption(tmp_path):
+    """3 steps, a "crash", then 3 more from the checkpoint: the same losses and weights as 6 in one go."""
+    audio, labels = drum_dataset(4, seed=1, sample_rate=8000, length=1024)
+    data = torch.utils.data.TensorDataset(torch.from_numpy(audio)[:, None], torch.from_numpy(labels))
+    common = dict(batch_size=4, lr=1e-3, seed=3, checkpoint_every=1, ema_decay=0.9)
+    whole = UNet1D(tiny_config(), seed=0)
+    one_go = train(whole, data, vd.v_loss, TrainConfig(output_dir=str(tmp_path / "a"), max_steps=6, **common),
+                   progress=False)
+    train(UNet1D(tiny_config(), seed=0), data, vd.v_loss,
+          TrainConfig(output_dir=str(tmp_path / "b"), max_steps=3, **common), progress=False)
+    restarted = UNet1D(tiny_config(), seed=7)  # different initial weights: everything must come from the checkpoint
+    resumed = train(restarted, data, vd.v_loss, TrainConfig(output_dir=str(tmp_path / "b"), max_steps=6, **common),
+                    progress=False)
+    assert resumed.resumed_from == 3 and resumed.steps == 6
+    assert resumed.losses == one_go.losses
+    for (name, a), (_, b) in zip(whole.state_dict().items(), restarted.state_dict().items()):
+        assert torch.equal(a, b), name
+    for a, b in zip(one_go.ema_model.parameters(), resumed.ema_model.parameters()):
+        assert torch.equal(a, b)
