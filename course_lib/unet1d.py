@@ -60,6 +60,14 @@ Parameter count of ``"reference"`` (``parameter_breakdown``), the same component
 
 The peer applies the same 1024 -> 1024 layer twice in its time MLP; here the MLP has one such
 layer (the same parameters, one matrix multiply less).
+
+Speed on a CPU (``bench/bench_waveform.py`` compares this model with the peer's, same architecture
+and parameter count): the maths is the same, the differences are in how it is computed. Attention
+uses PyTorch's fused kernel in float32 (it never stores the T x T weights; 2-3x faster than two
+matrix products at 1024 steps) and the written-out formula in bfloat16, where it was the faster
+one (``attend``); the modulation normalises on the (B, T, C) view and keeps the input's precision
+under autocast, its statistics still in float32. Training with ``course_lib.training.train`` also
+uses AdamW's fused kernel (``training.make_optimizer``).
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ import dataclasses
 import json
 import math
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +88,7 @@ from torch import nn
 from course_lib.synth import DRUM_CLASSES
 from course_lib.validate import (
     CourseInputError,
+    check_choice,
     check_dir,
     check_positive_int,
     check_sample_rate,
@@ -318,9 +328,10 @@ class Modulation(nn.Module):
 
     def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         scale, shift = self.to_scale_shift(F.silu(features)).chunk(2, dim=1)  # (B, C) each
-        # LayerNorm over the channels of each time step (statistics in float32, also under autocast).
-        x = F.layer_norm(x.float().transpose(1, 2), (x.shape[1],), eps=1e-6).transpose(1, 2)
-        return x * (1 + scale[:, :, None]) + shift[:, :, None]
+        # LayerNorm over the channels of each time step, done on the (B, T, C) view where the
+        # channels are the last dimension. Its statistics are float32 also for bfloat16 inputs.
+        x = F.layer_norm(x.transpose(1, 2), (x.shape[1],), eps=1e-6)
+        return (x * (1 + scale[:, None, :]) + shift[:, None, :]).transpose(1, 2)
 
 
 def sinusoidal_positions(length: int, channels: int, device: torch.device | None = None) -> torch.Tensor:
@@ -334,6 +345,19 @@ def sinusoidal_positions(length: int, channels: int, device: torch.device | None
     frequencies = torch.exp(-math.log(10_000.0) * torch.arange(half, device=device) / max(half, 1))
     angles = torch.arange(length, device=device)[:, None] * frequencies[None, :]
     return F.pad(torch.cat([angles.sin(), angles.cos()], dim=1), (0, channels - 2 * half))
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``softmax(q @ k^T / sqrt(D)) @ v`` for every head: (B, H, T, D) inputs, (B, H, T, D) output.
+
+    In float32 (and on GPUs) this is PyTorch's fused ``scaled_dot_product_attention``, which never
+    stores the T x T attention weights and was 2-3x faster than the two matrix products on a 2-core
+    CPU. In bfloat16 on the CPU the fused kernel was the slower one, so the formula is written out.
+    """
+    if q.dtype == torch.float32 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v)
+    weights = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2), dim=-1)  # (B, H, T, T)
+    return weights @ v
 
 
 class SelfAttention(nn.Module):
@@ -366,7 +390,7 @@ class SelfAttention(nn.Module):
         def split_heads(t: torch.Tensor) -> torch.Tensor:  # (B, T, H*D) -> (B, H, T, D)
             return t.unflatten(-1, (self.heads, self.head_features)).transpose(1, 2)
 
-        out = F.scaled_dot_product_attention(split_heads(q), split_heads(k), split_heads(v))
+        out = attend(split_heads(q), split_heads(k), split_heads(v))
         out = self.to_out(out.transpose(1, 2).flatten(2))  # (B, T, C)
         return x + out.transpose(1, 2)
 
@@ -557,15 +581,32 @@ class UNet1D(nn.Module):
 
     # ---------------------------------------------------------------------------- saving
 
-    def save_pretrained(self, folder: str | os.PathLike) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created if needed)."""
+    def save_pretrained(self, folder: str | os.PathLike, dtype: str = "float32") -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created if needed).
+
+        ``dtype="float16"`` stores the weights at half size (how the course ships its drum model:
+        under 10 MB); ``from_pretrained`` loads them back into float32. Each file is written to a
+        temporary name and renamed into place, so an interrupted save never leaves half a file.
+        """
         from safetensors.torch import save_file
 
+        check_choice(dtype, "dtype", ("float32", "float16", "bfloat16"))
         out = prepare_output_dir(folder, "folder")
         config = {"_class_name": type(self).__name__, **self.config.to_dict()}
-        (out / CONFIG_NAME).write_text(json.dumps(config, indent=1), encoding="utf-8")
-        weights = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
-        save_file(weights, out / WEIGHTS_NAME, metadata={"format": "pt"})
+        weights = {k: v.detach().to("cpu", getattr(torch, dtype) if v.is_floating_point() else v.dtype).contiguous()
+                   for k, v in self.state_dict().items()}
+        for name, write in ((WEIGHTS_NAME, lambda tmp: save_file(weights, tmp, metadata={"format": "pt"})),
+                            (CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=1),
+                                                                           encoding="utf-8"))):
+            handle, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+            os.close(handle)
+            try:
+                write(tmp)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, out / name)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
         return out
 
     @classmethod

@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{losses[-100:].mean():.4f}", flush=True)
 
     out = Path(args.out)
-    trained.save_pretrained(out)
+    trained.save_pretrained(out, dtype="float16")  # half the size (the issue caps a checkpoint at 10 MB)
+    trained = UNet1D.from_pretrained(out)  # measure exactly what ships (float16 weights, loaded as float32)
     (out / "losses.json").write_text(json.dumps([round(float(x), 5) for x in result.losses]) + "\n")
     import matplotlib
 
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         t_eval = time.time()
         metrics = evaluate_drum_model(trained, load_drum_classifier(), n_per_class=args.eval_per_class,
                                       steps=args.eval_steps, guidance_scale=args.guidance, seed=1)
+        metrics["eval_seed"] = metrics.pop("seed")  # the sampling seed; "seed" is the training seed
         info.update(metrics, eval_seconds=round(time.time() - t_eval, 1))
     print(json.dumps(info, indent=1), flush=True)
     (out / "metrics.json").write_text(json.dumps(info, indent=1) + "\n")
@@ -167,6 +169,16 @@ def _total_train_seconds(run_dir: str, result: training.TrainResult) -> float:
     return float(sum(sessions.values()))
 
 
+def _fd_note(m: dict) -> str:
+    if m["fd_ratio"] <= 3.0:
+        return "  That is within the course's target of 3x real-vs-real.\n"
+    return ("  **This misses the course's target (within 3x of real-vs-real).** Every generated hit is heard as\n"
+            "  its class, but the set sits apart from real hits in the judge's embedding, whose real hits are\n"
+            "  tightly packed (real-vs-real is tiny). A better model (more steps, more data) is open work;\n"
+            "  `tests/test_drum_model.py` asserts what holds today and that the ratio stays far from an\n"
+            "  untrained network's.\n")
+
+
 def _model_card(command: str, m: dict, args: argparse.Namespace) -> str:
     per_class = "\n".join(f"| {k} | {v * 100:.0f} % |" for k, v in m["class_accuracy_per_class"].items())
     return f"""# drum-diffusion: lesson 05's tiny class-conditional waveform diffusion model
@@ -186,7 +198,9 @@ hits = vdiffusion.sample(model, 4, None, steps=50, generator=0, class_labels="sn
 - **Data:** {m["data"]}.
 - **Training:** v-objective (cosine schedule), 10 % null-class dropout for guidance, AdamW (lr {args.lr},
   betas 0.95/0.999, weight decay 1e-3), 50 warm-up steps then cosine decay to a tenth, batch {args.batch_size},
-  **{m["train_steps"]} steps in {m["train_seconds"] / 60:.1f} min**; the weights are the EMA (decay {args.ema}).
+  **{m["train_steps"]} steps in {m["train_seconds"] / 60:.1f} min** (this run shared the 2 cores with other jobs;
+  alone, a step at batch 8 takes about 0.45 s, so the run takes about 19 min). The weights are the EMA
+  (decay {args.ema}), stored as float16 (half the size; `from_pretrained` loads them as float32).
   Loss (mean of the last 100 steps): {m["loss_last_100"]:.4f}. The curve is `loss_curve.png`, the values `losses.json`.
 
 ## Metrics ({m["eval_samples"]} generated hits, {m["eval_steps"]} steps, guidance {m["guidance_scale"]:g}, eta {m["eta"]:g})
@@ -196,14 +210,13 @@ Judge: the course's drum classifier (`checkpoints/drum-classifier`, trained on o
 - **Class accuracy: {m["class_accuracy"] * 100:.1f} %** of generated hits are labelled with the class they were
   generated for (held-out real hits: {m["real_accuracy"] * 100:.1f} %).
 - **Fréchet distance** (classifier embedding) of generated to held-out real hits: **{m["fd_generated"]:.2f}**;
-  between two halves of the real set: {m["fd_real_halves"]:.2f} (ratio **{m["fd_ratio"]:.2f}**). A model
-  left untrained scores {m.get("fd_untrained", float("nan")):.1f}.
-
+  between two real sets of the same size: {m["fd_real_halves"]:.2f} (ratio **{m["fd_ratio"]:.2f}**).
+{_fd_note(m)}
 | class | generated hits labelled as it |
 |---|---|
 {per_class}
 
-`tests/test_drum_model.py` re-measures both claims on every test run.
+`tests/test_drum_model.py` re-measures the class accuracy (on fewer hits) on every test run.
 
 Limits: trained on synthetic drums only, so it makes synthetic-sounding drums; 0.37 s is enough for
 kicks, snares and hats but cuts long toms and cowbells short. For a DAW, upsample the output to
