@@ -1,8 +1,8 @@
 """One training loop for every lesson that trains a model (lessons 02, 03 and 05 use it).
 
-``train(model, data, loss_fn, config)`` trains any ``torch.nn.Module`` with AdamW, given a loss
-function ``loss_fn(model, batch, generator) -> scalar tensor``. Around that it adds what a real
-run needs:
+``train(model, data, loss_fn, config)`` trains any ``torch.nn.Module`` with AdamW (its fused
+kernel where torch has one: ``make_optimizer``), given a loss function
+``loss_fn(model, batch, generator) -> scalar tensor``. Around that it adds what a real run needs:
 
 - gradient accumulation, gradient clipping, an optional LR schedule with linear warm-up;
 - mixed precision (bf16 or fp16 autocast) on a GPU only; the CPU always runs in float32;
@@ -64,6 +64,7 @@ __all__ = [
     "diffusion_loss",
     "latest_checkpoint",
     "load_checkpoint",
+    "make_optimizer",
     "plot_losses",
     "save_checkpoint",
     "step_generator",
@@ -612,6 +613,25 @@ def _precision(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def make_optimizer(params: Any, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with ``config``'s lr, betas, weight decay and eps, as ``train`` uses it.
+
+    Where this torch can (CPU and CUDA since torch 2.4), the update runs as one fused kernel
+    (``fused=True``): the same AdamW up to float rounding, but on a 2-core CPU the step of the
+    31.6 M-parameter reference U-Net took about a quarter of the time of PyTorch's default
+    per-parameter loop, which is also slowed down by denormal numbers in AdamW's second moments
+    right after initialisation. Elsewhere the default implementation is used.
+    """
+    if not isinstance(config, TrainConfig):
+        raise CourseInputError(f"config: expected a TrainConfig, got {type(config).__name__}.")
+    params = list(params)
+    settings = {"lr": config.lr, "betas": config.betas, "weight_decay": config.weight_decay, "eps": config.eps}
+    try:
+        return torch.optim.AdamW(params, fused=True, **settings)
+    except (RuntimeError, TypeError, ValueError):  # an older torch, or a device without the fused kernel
+        return torch.optim.AdamW(params, **settings)
+
+
 def train(
     model: torch.nn.Module,
     data: Any,
@@ -655,9 +675,8 @@ def train(
     device = params[0].device
     amp_dtype = _precision(config, device)
 
-    optimizer = torch.optim.AdamW(
-        params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, eps=config.eps
-    )
+    optimizer = make_optimizer(params, config)
+    fast_path = {k: optimizer.param_groups[0][k] for k in ("fused", "foreach") if k in optimizer.param_groups[0]}
     if lr_schedule is not None:
         scheduler = lr_schedule(optimizer)
     else:
@@ -674,6 +693,8 @@ def train(
     step, epoch, batch_in_epoch, losses, lrs, resumed_from = 0, 0, 0, [], [], None
     if resume and _resume_candidates(root):
         meta = load_checkpoint(root, model, optimizer, ema_model=ema_model, restore_rng=True)
+        for group in optimizer.param_groups:  # the checkpoint's groups name the kernel it was made with
+            group.update(fast_path)
         if meta["config"]["seed"] != config.seed:
             warnings.warn(
                 f"resuming a run made with seed={meta['config']['seed']} under seed={config.seed}: "

@@ -350,3 +350,34 @@ def test_resume_prefers_a_published_folder_newer_than_latest_json(tmp_path):
     m, _ = tiny_problem()
     rest = train(m, data, noisy_mse, _config(tmp_path / "b", max_steps=10), progress=False)
     assert rest.resumed_from == 8 and rest.losses == full.losses
+
+
+def test_make_optimizer_is_adamw_with_the_config_and_matches_the_default_kernel():
+    config = TrainConfig(lr=1e-3, betas=(0.95, 0.999), eps=1e-6, weight_decay=1e-3)
+    g = torch.Generator().manual_seed(0)
+    start = [torch.randn(5, 3, generator=g), torch.randn(7, generator=g)]
+    grads = [[torch.randn(p.shape, generator=g) for p in start] for _ in range(3)]
+
+    def run(make):
+        params = [p.clone().requires_grad_() for p in start]
+        opt = make(params)
+        for step_grads in grads:
+            for p, grad in zip(params, step_grads):
+                p.grad = grad.clone()
+            opt.step()
+        return opt, params
+
+    fast, got = run(lambda ps: training.make_optimizer(ps, config))
+    _, want = run(lambda ps: torch.optim.AdamW(ps, lr=1e-3, betas=(0.95, 0.999), eps=1e-6, weight_decay=1e-3,
+                                                foreach=False))
+    group = fast.param_groups[0]
+    assert isinstance(fast, torch.optim.AdamW)
+    assert (group["lr"], group["betas"], group["eps"], group["weight_decay"]) == (1e-3, (0.95, 0.999), 1e-6, 1e-3)
+    if tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4):  # the CPU has the fused kernel
+        assert group["fused"] is True
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)  # the same AdamW, up to float rounding
+    moved = max((a - s).abs().max().item() for a, s in zip(got, start))
+    assert 2e-3 < moved < 4e-3  # three steps of about lr each
+    with pytest.raises(CourseInputError, match="TrainConfig"):
+        training.make_optimizer(start, {"lr": 1e-3})

@@ -15,6 +15,7 @@ from course_lib.unet1d import (
     SelfAttention,
     UNet1D,
     UNet1DConfig,
+    attend,
     count_parameters,
     parameter_breakdown,
     sinusoidal_positions,
@@ -175,6 +176,25 @@ def test_self_attention_matches_the_textbook_formula():
     torch.testing.assert_close(attn(x), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("steps", [40, 1024])  # bf16: the written-out formula, then the fused kernel
+def test_attend_matches_the_formula_in_float32_and_bf16(steps):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 3, steps, 8, generator=g) for _ in range(3))
+    by_hand = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), dim=-1) @ v
+    torch.testing.assert_close(attend(q, k, v), by_hand, rtol=1e-5, atol=1e-5)
+    half = attend(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert half.dtype == torch.bfloat16 and half.shape == by_hand.shape
+    rel = (half.float() - by_hand).norm() / by_hand.norm()
+    assert 0 < rel < 0.02, rel  # bf16 rounding, nothing more
+    # The heads are independent: changing head 1's keys leaves heads 0 and 2 alone.
+    k2 = k.clone()
+    k2[:, 1] += 1.0
+    for dtype in (torch.float32, torch.bfloat16):
+        a = attend(q.to(dtype), k.to(dtype), v.to(dtype))
+        b = attend(q.to(dtype), k2.to(dtype), v.to(dtype))
+        assert torch.equal(a[:, [0, 2]], b[:, [0, 2]]) and not torch.equal(a[:, 1], b[:, 1])
+
+
 def test_sinusoidal_positions_by_hand():
     pe = sinusoidal_positions(3, 5)  # 2 frequencies: 1 and 1/100 (10000 ** -(1/2)), one zero pad channel
     expected = torch.tensor([[math.sin(t), math.sin(t / 100), math.cos(t), math.cos(t / 100), 0.0] for t in range(3)])
@@ -204,6 +224,24 @@ def test_modulation_normalises_each_time_step_then_scales_and_shifts():
     out = mod(x, torch.randn(2, 5))
     torch.testing.assert_close(out.mean(dim=1), torch.full((2, 7), 0.5), rtol=0, atol=1e-5)
     torch.testing.assert_close(out.std(dim=1, unbiased=False), torch.full((2, 7), 2.0), rtol=1e-4, atol=1e-4)
+
+
+def test_modulation_under_bf16_autocast_keeps_bf16_and_float32_statistics():
+    """Under autocast the output stays bf16, but mean and variance are taken in float32.
+
+    With an offset of 30 (bf16 resolution 0.25 there), statistics accumulated in bf16 would be
+    off by a good part of the standard deviation; float32 ones only leave the output's rounding.
+    """
+    torch.manual_seed(0)
+    mod = Modulation(channels=64, features=5)
+    x = (30 + torch.randn(2, 64, 9, generator=torch.Generator().manual_seed(1))).bfloat16()
+    features = torch.randn(2, 5, generator=torch.Generator().manual_seed(2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = mod(x, features)
+    full = mod(x.float(), features)  # float32 all the way, on the same (bf16-rounded) input
+    assert half.dtype == torch.bfloat16 and half.shape == x.shape
+    rel = (half.float() - full).norm() / full.norm()
+    assert rel < 0.01, rel
 
 
 # ------------------------------------------------------------------------------ determinism, precision, saving
