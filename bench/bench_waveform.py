@@ -38,7 +38,7 @@ Needs the optional extra (never needed by the course, its tests or notebooks)::
     pip install -e .[bench-peer]      # audio-diffusion-pytorch==0.1.3, a-unet==0.0.16
 
 Run by hand (not in CI): ``python bench/bench_waveform.py [--quick] [--json out.json]``; the full run
-takes 15-20 minutes on 2 cores, ``--quick`` (8 192 samples, 5 sampling steps, 1 repeat) about 2.
+takes 20-30 minutes on 2 shared cores, ``--quick`` (8 192 samples, 5 sampling steps, 1 repeat) about 2.
 """
 
 from __future__ import annotations
