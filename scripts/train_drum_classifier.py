@@ -26,12 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from course_lib.classifier import DEFAULT_CONFIG, StyleClassifier, log_mel_features  # noqa: E402
+from course_lib.classifier import DEFAULT_CONFIG, StyleClassifier, fit_classifier, log_mel_features  # noqa: E402
 from course_lib.synth import DRUM_CLASSES, drum_dataset  # noqa: E402
 
 TRAIN_SEED = 1
@@ -146,28 +145,11 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = {k: v for k, v in DEFAULT_CONFIG.items() if k != "training"}
     cfg.update(FEATURES, classes=list(DRUM_CLASSES), channels=[16, 32, 48, 64], embed_dim=64)
     model = StyleClassifier(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
-    total = steps_per_epoch * args.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total, pct_start=0.1)
-    gen = torch.Generator().manual_seed(args.seed)
+    total = math.ceil(len(x_train) / args.batch_size) * args.epochs
     t_train = time.time()
-    loss_ema = None
-    bar = tqdm(range(args.epochs), desc="training")
-    for _ in bar:
-        model.train()
-        order = torch.randperm(len(x_train), generator=gen)
-        for i in range(0, len(order), args.batch_size):
-            idx = order[i:i + args.batch_size]
-            xb = features(model, augment(x_train[idx], gen))
-            loss = torch.nn.functional.cross_entropy(model(xb), y_train[idx], label_smoothing=0.05)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            value = float(loss.detach())
-            loss_ema = value if loss_ema is None else 0.9 * loss_ema + 0.1 * value
-        bar.set_postfix(loss=f"{loss_ema:.3f}", val=f"{accuracy(model, x_val, y_val)[0]:.3f}")
+    loss_ema = fit_classifier(model, len(x_train), y_train, lambda idx, gen: features(model, augment(x_train[idx], gen)),
+                              args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed,
+                              evaluate=lambda m: accuracy(m, x_val, y_val)[0])
     train_seconds = time.time() - t_train
 
     acc, per_class = accuracy(model, x_val, y_val)

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from course_lib.classifier import DEFAULT_CONFIG, StyleClassifier, log_mel_features  # noqa: E402
+from course_lib.classifier import DEFAULT_CONFIG, StyleClassifier, fit_classifier, log_mel_features  # noqa: E402
 from course_lib.data import cached_tensors  # noqa: E402
 from course_lib.synth import MUSIC_STYLES, music_clip  # noqa: E402
 
@@ -161,31 +161,17 @@ def main(argv: list[str] | None = None) -> dict:
     x_val, y_val = val["features"].float(), val["labels"]
 
     model = StyleClassifier(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
-    total = steps_per_epoch * args.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total, pct_start=0.1)
-    gen = torch.Generator().manual_seed(args.seed)
+    total = math.ceil(len(x_train) / args.batch_size) * args.epochs
     hop_s = cfg["hop_length"] / cfg["sample_rate"]
     min_frames, max_frames = int(MIN_CROP_SECONDS / hop_s), x_train.shape[-1]
+
+    def make_batch(idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        n_frames = int(torch.randint(min_frames, max_frames + 1, (1,), generator=gen))
+        return random_crops(x_train[idx], n_frames, gen)
+
     t_train = time.time()
-    loss_ema = None
-    bar = tqdm(range(args.epochs), desc="training")
-    for _ in bar:
-        model.train()
-        order = torch.randperm(len(x_train), generator=gen)
-        for i in range(0, len(order), args.batch_size):
-            idx = order[i:i + args.batch_size]
-            n_frames = int(torch.randint(min_frames, max_frames + 1, (1,), generator=gen))
-            xb = random_crops(x_train[idx], n_frames, gen)
-            loss = torch.nn.functional.cross_entropy(model(xb), y_train[idx], label_smoothing=0.05)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            value = float(loss.detach())
-            loss_ema = value if loss_ema is None else 0.9 * loss_ema + 0.1 * value
-        bar.set_postfix(loss=f"{loss_ema:.3f}", val=f"{evaluate(model, x_val, y_val):.3f}")
+    loss_ema = fit_classifier(model, len(x_train), y_train, make_batch, args.epochs, args.batch_size, args.lr,
+                              args.weight_decay, args.seed, evaluate=lambda m: evaluate(m, x_val, y_val))
     train_seconds = time.time() - t_train
 
     acc = evaluate(model, x_val, y_val)
