@@ -36,13 +36,14 @@ if "--omp-default" not in sys.argv:  # before torch is imported; see bench_spect
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import json
 import statistics
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _common import add_common_args, write_json  # bench/_common.py (this folder is on sys.path when run as a script)
 
 import numpy as np
 import torch
@@ -352,14 +353,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 8 clips, DDPM 100 steps, 1 repeat (numbers mean little)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+    add_common_args(parser)
     parser.add_argument("--clips", type=int, default=60, help="clips per sampler for the FD (default 60)")
     parser.add_argument("--batch", type=int, default=12, help="batch size for (a) and (b) (default 12)")
     parser.add_argument("--ddpm-steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3, help="repeats for (b) and (c)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (the course measures with 2)")
-    parser.add_argument("--omp-default", action="store_true",
-                        help="leave OMP_WAIT_POLICY unset (spinning OpenMP threads; see bench_spectrogram.py)")
     parser.add_argument("--one", choices=sorted(ONE_RUNS), default=None,
                         help="only make one batch of --batch clips this way and print its seconds "
                              "(for timing whole processes against each other)")
@@ -375,10 +373,7 @@ def main() -> None:
                   "mel_repeats": args.repeats, "big_repeats": args.repeats}
     result = run_bench(threads=args.threads, **kwargs)
     print_table(result)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -37,11 +37,12 @@ if "--omp-default" not in sys.argv:  # must happen before torch is imported; see
 
 import argparse
 import importlib.util
-import json
 import statistics
 import time
 import warnings
 from pathlib import Path
+
+from _common import add_common_args, write_json  # bench/_common.py (this folder is on sys.path when run as a script)
 from typing import Any, Callable
 
 import numpy as np
@@ -238,14 +239,11 @@ def main() -> None:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 slices, 1 repeat: a smoke run")
-    parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+    add_common_args(parser)
     parser.add_argument("--slices", type=int, default=16, help="slices for audio -> image (default 16)")
     parser.add_argument("--images", type=int, default=16, help="images for image -> audio (default 16)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (the course measures with 2)")
     parser.add_argument("--no-preprocess", action="store_true", help="skip bench_preprocess.py")
-    parser.add_argument("--omp-default", action="store_true",
-                        help="leave OMP_WAIT_POLICY unset (spinning OpenMP threads; see the docstring)")
     args = parser.parse_args()
     n_slices, n_images, repeats = (4, 4, 1) if args.quick else (args.slices, min(args.images, args.slices),
                                                                   args.repeats)
@@ -260,10 +258,7 @@ def main() -> None:
             for key, value in rows.items():
                 if key != "times_s":
                     print(f"  {key}: {value}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import add_common_args, write_json  # bench/_common.py (this folder is on sys.path when run as a script)
+
 ROOT = Path(__file__).resolve().parents[1]
 PEER_PACKAGES = {"audio_diffusion_pytorch": "audio-diffusion-pytorch==0.1.3", "a_unet": "a-unet==0.0.16"}
 INSTALL_HINT = "pip install -e .[bench-peer]   (or: pip install audio-diffusion-pytorch==0.1.3 a-unet==0.0.16)"
@@ -316,14 +318,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 8192 samples, 1 timed training step, 5 sampling steps, 1 repeat")
-    parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+    add_common_args(parser)
     parser.add_argument("--length", type=int, default=32768, help="samples per stereo clip (default 32768)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of every measurement")
     parser.add_argument("--train-steps", type=int, default=3, help="timed training steps per process")
     parser.add_argument("--sample-steps", type=int, default=50, help="sampler steps (default 50)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (the course measures with 2)")
-    parser.add_argument("--omp-default", action="store_true",
-                        help="leave OMP_WAIT_POLICY unset (spinning OpenMP threads; see bench_spectrogram.py)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -341,10 +340,7 @@ def main() -> None:
                   "sample_steps": args.sample_steps}
     result = run_bench(threads=args.threads, **kwargs)
     print_table(result)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":
