@@ -34,6 +34,9 @@ Lesson 04: :func:`check_audio_seconds`, :func:`check_delay_pattern`, :func:`chec
 Lesson 05 (in :mod:`course_lib.checks_waveform`, re-exported here): ``check_v_target``,
 ``check_denoise``, ``check_sampler_step``, ``check_to_24bit``.
 
+Lesson 06 (in :mod:`course_lib.checks_vae`, re-exported here): ``check_reparameterise``,
+``check_kl_per_clip``, ``check_vae_objective``, ``check_interpolate``.
+
 Generic helpers: :func:`check_close` and :func:`check_shape`.
 
 This module imports only NumPy at import time (torch is imported by the checks that need it),
@@ -1807,3 +1810,13 @@ from course_lib.checks_waveform import (  # noqa: E402
 )
 
 __all__ += ["check_v_target", "check_denoise", "check_sampler_step", "check_to_24bit"]
+
+# Lesson 06's checks, likewise.
+from course_lib.checks_vae import (  # noqa: E402
+    check_interpolate,
+    check_kl_per_clip,
+    check_reparameterise,
+    check_vae_objective,
+)
+
+__all__ += ["check_reparameterise", "check_kl_per_clip", "check_vae_objective", "check_interpolate"]

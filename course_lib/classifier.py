@@ -42,6 +42,8 @@ __all__ = [
     "default_checkpoint_dir",
     "load_style_classifier",
     "load_drum_classifier",
+    "load_digit_classifier",
+    "augment_delay_noise",
     "fit_classifier",
 ]
 
@@ -289,6 +291,16 @@ def load_style_classifier(folder: str | os.PathLike | None = None, device: str |
     return _load_shipped("style-classifier", "train_style_classifier.py", folder, device)
 
 
+def load_digit_classifier(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+                          ) -> StyleClassifier:
+    """The course-trained digit-word classifier (``synth.DIGIT_CLASSES``; 22 050 Hz clips of 0.74 s).
+
+    Lesson 06 uses it as the judge of its generators: which word a generated clip sounds like, and
+    its embedding for Fréchet distances between sets of clips.
+    """
+    return _load_shipped("digit-classifier", "train_digit_classifier.py", folder, device)
+
+
 def load_drum_classifier(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu"
                          ) -> StyleClassifier:
     """The course-trained drum classifier (kick, snare, hihat, percussion; 22 050 Hz one-shots).
@@ -297,6 +309,26 @@ def load_drum_classifier(folder: str | os.PathLike | None = None, device: str | 
     embedding for Fréchet distances between sets of one-shots.
     """
     return _load_shipped("drum-classifier", "train_drum_classifier.py", folder, device)
+
+
+def augment_delay_noise(audio: torch.Tensor, gen: torch.Generator, sample_rate: int = 22050,
+                        max_delay_s: float = 0.02, snr_db: tuple[float, float] = (15.0, 60.0)) -> torch.Tensor:
+    """Training augmentation for a judge: a random start delay and white noise at a random SNR, per clip.
+
+    ``audio`` (N, T). Each clip is shifted later by 0 to ``max_delay_s`` seconds (zeros in front) and
+    gets white noise ``snr_db[0]`` to ``snr_db[1]`` dB below its RMS, so a classifier does not hinge on
+    exact timing or a perfectly clean background, details a generator may get slightly wrong.
+    """
+    n, length = audio.shape
+    max_delay = int(max_delay_s * sample_rate)
+    delays = torch.randint(0, max_delay + 1, (n,), generator=gen)
+    idx = torch.arange(length)[None] - delays[:, None]
+    shifted = torch.where(idx >= 0, torch.gather(audio, 1, idx.clamp_min(0)), torch.zeros(()))
+    low, high = snr_db
+    snr = low + (high - low) * torch.rand(n, 1, generator=gen)
+    rms = shifted.pow(2).mean(dim=1, keepdim=True).sqrt()
+    noise = torch.randn(shifted.shape, generator=gen) * rms * 10 ** (-snr / 20)
+    return shifted + noise
 
 
 def fit_classifier(model: StyleClassifier, n_items: int, labels: torch.Tensor, make_batch: Any, epochs: int,

@@ -30,7 +30,13 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from course_lib.classifier import DEFAULT_CONFIG, StyleClassifier, fit_classifier, log_mel_features  # noqa: E402
+from course_lib.classifier import (  # noqa: E402
+    DEFAULT_CONFIG,
+    StyleClassifier,
+    augment_delay_noise,
+    fit_classifier,
+    log_mel_features,
+)
 from course_lib.synth import DRUM_CLASSES, drum_dataset  # noqa: E402
 
 TRAIN_SEED = 1
@@ -38,19 +44,6 @@ VAL_SEED = 2
 SAMPLE_RATE = 22050
 LENGTH = 8192
 FEATURES = dict(sample_rate=SAMPLE_RATE, n_fft=512, hop_length=128, n_mels=64, top_db=80.0)
-
-
-def augment(audio: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random start delay (0-20 ms, zeros in front) and white noise at 15-60 dB SNR, per clip."""
-    n, length = audio.shape
-    max_delay = int(0.02 * SAMPLE_RATE)
-    delays = torch.randint(0, max_delay + 1, (n,), generator=gen)
-    idx = torch.arange(length)[None] - delays[:, None]
-    shifted = torch.where(idx >= 0, torch.gather(audio, 1, idx.clamp_min(0)), torch.zeros(()))
-    snr_db = 15 + 45 * torch.rand(n, 1, generator=gen)
-    rms = shifted.pow(2).mean(dim=1, keepdim=True).sqrt()
-    noise = torch.randn(shifted.shape, generator=gen) * rms * 10 ** (-snr_db / 20)
-    return shifted + noise
 
 
 def features(model: StyleClassifier, audio: torch.Tensor) -> torch.Tensor:
@@ -146,8 +139,12 @@ def main(argv: list[str] | None = None) -> dict:
     cfg.update(FEATURES, classes=list(DRUM_CLASSES), channels=[16, 32, 48, 64], embed_dim=64)
     model = StyleClassifier(cfg)
     total = math.ceil(len(x_train) / args.batch_size) * args.epochs
+
+    def make_batch(idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return features(model, augment_delay_noise(x_train[idx], gen, SAMPLE_RATE))
+
     t_train = time.time()
-    loss_ema = fit_classifier(model, len(x_train), y_train, lambda idx, gen: features(model, augment(x_train[idx], gen)),
+    loss_ema = fit_classifier(model, len(x_train), y_train, make_batch,
                               args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed,
                               evaluate=lambda m: accuracy(m, x_val, y_val)[0])
     train_seconds = time.time() - t_train

@@ -468,6 +468,7 @@ SINGLE_ANSWER_CHECKS = [
     "check_training_loss", "check_save_atomically", "check_epoch_starts",  # lesson 03
     "check_audio_seconds", "check_delay_pattern", "check_guidance", "check_remove_padding",  # lesson 04
     "check_v_target", "check_denoise", "check_sampler_step", "check_to_24bit",  # lesson 05
+    "check_reparameterise", "check_kl_per_clip", "check_vae_objective", "check_interpolate",  # lesson 06
 ]
 
 

@@ -1,0 +1,254 @@
+"""Checks for lesson 06's exercises (the spectrogram VAE); re-exported by :mod:`course_lib.checks`.
+
+1. :func:`check_reparameterise`: ``z = mu + exp(logvar / 2) * eps``, with gradients reaching mu and logvar.
+2. :func:`check_kl_per_clip`: the closed-form KL of ``N(mu, exp(logvar))`` to ``N(0, I)``, one value per clip.
+3. :func:`check_vae_objective`: ``MSE + kl_weight * KL``, the number a VAE is trained to lower.
+4. :func:`check_interpolate`: evenly spaced codes from one latent vector to another, both ends included.
+
+The references are the formulas in NumPy float64, written here independently of :mod:`course_lib.vae`.
+Codes are (B, D) tensors: B clips, D latent numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from course_lib.checks import (
+    _DIFFUSION_ATOL,
+    _DIFFUSION_RTOL,
+    ExerciseFailed,
+    _call_with_hint,
+    _check_unchanged,
+    _close,
+    _diagnose,
+    _need_callable,
+    _np,
+    _passed,
+    _to_numpy,
+    _worst,
+)
+
+__all__ = ["check_reparameterise", "check_kl_per_clip", "check_vae_objective", "check_interpolate"]
+
+
+def _codes(gen: Any, b: int, d: int) -> tuple[Any, Any]:
+    """A batch of plausible encoder outputs: mu around 0, logvar from -4 to 1."""
+    import torch
+
+    return torch.randn((b, d), generator=gen) * 1.5, torch.rand((b, d), generator=gen) * 5 - 4
+
+
+def _result(title: str, got: Any, case: str, want: np.ndarray, hint: str) -> np.ndarray:
+    __tracebackhide__ = True
+    array = _to_numpy(title, got, f"your result on case {case}")
+    if array.shape != want.shape:
+        raise ExerciseFailed(title, f"on case {case}, expected shape {want.shape}, got {array.shape}.", hint)
+    return array
+
+
+def check_reparameterise(fn: Callable[[Any, Any, Any], Any]) -> None:
+    """Check ``fn(mu, logvar, eps) -> z``: the reparameterisation ``z = mu + exp(logvar / 2) * eps``.
+
+    ``mu``, ``logvar`` and ``eps`` are (B, D) tensors. ``exp(logvar / 2)`` is the standard deviation
+    (``logvar`` is the log of the variance). The point of the trick is that z stays differentiable
+    in mu and logvar, so the check also backpropagates through the answer: dz/dmu must be 1 and
+    dz/dlogvar must be ``exp(logvar / 2) * eps / 2``.
+    """
+    __tracebackhide__ = True
+    import torch
+
+    title = "The reparameterisation trick"
+    _need_callable(fn, "fn", "check_reparameterise(reparameterise)")
+    signature = "fn(mu, logvar, eps) -> z"
+    gen = torch.Generator().manual_seed(60)
+    cases = []
+    mu, logvar = _codes(gen, 4, 16)
+    cases.append(("4 codes of 16 numbers", mu, logvar, torch.randn((4, 16), generator=gen)))
+    mu, _ = _codes(gen, 2, 8)
+    cases.append(("logvar = 0 (unit variance: z = mu + eps)", mu, torch.zeros(2, 8), torch.randn((2, 8), generator=gen)))
+    mu, logvar = _codes(gen, 3, 128)
+    cases.append(("3 codes of 128 numbers (the lesson's latent size)", mu, logvar, torch.randn((3, 128), generator=gen)))
+    for case, mu, logvar, eps in cases:
+        inputs = (mu, logvar, eps)
+        copies = [t.clone() for t in inputs]
+        copies[0].requires_grad_(True)
+        copies[1].requires_grad_(True)
+        got = _call_with_hint(title, fn, case, *copies, signature=signature,
+                              hint="use torch operations on the tensors (torch.exp), so gradients can flow.")
+        _check_unchanged(title, case, inputs, [c.detach() for c in copies], ("mu", "logvar", "eps"))
+        m, lv, e = _np(mu), _np(logvar), _np(eps)
+        std = np.exp(lv / 2)
+        want = m + std * e
+        array = _result(title, got, case, want, "z has the shape of mu: one code per clip.")
+        if not _close(array, want, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
+            hint = _diagnose(array, [
+                (m + np.exp(lv) * e, "exp(logvar) is the variance; scale eps by the standard deviation exp(logvar / 2)."),
+                (m + lv * e, "logvar is a logarithm: the standard deviation is exp(logvar / 2)."),
+                (m + np.sqrt(np.abs(lv)) * e, "the standard deviation is exp(logvar / 2), not a square root of logvar."),
+                (m - std * e, "add the scaled noise, with eps as given: z = mu + exp(logvar / 2) * eps."),
+                (std * e, "start from the mean: z = mu + exp(logvar / 2) * eps."),
+                (m + np.exp(-lv / 2) * e, "exp(+logvar / 2): a larger logvar means more spread."),
+            ], "z = mu + exp(logvar / 2) * eps.")
+            raise ExerciseFailed(title, f"on case {case}: {_worst(array, want)}.", hint)
+        if not isinstance(got, torch.Tensor) or not got.requires_grad:
+            raise ExerciseFailed(title, f"on case {case}, no gradient reaches mu and logvar through your z.",
+                                 "stay in torch (no .detach(), .numpy() or torch.tensor(...) around the result): "
+                                 "the trick exists so that the encoder can learn through the sample.")
+        weights = torch.randn(got.shape, generator=gen)
+        (got * weights).sum().backward()
+        w = _np(weights)
+        for name, grad, want_grad in [("mu", copies[0].grad, w), ("logvar", copies[1].grad, w * std * e / 2)]:
+            g = np.zeros_like(want_grad) if grad is None else _np(grad)
+            if not _close(g, want_grad, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
+                raise ExerciseFailed(title, f"on case {case}, the gradient with respect to {name} is wrong "
+                                            f"({_worst(g, want_grad)}).",
+                                     "compute z from mu and logvar themselves, with torch operations.")
+    _passed(title, "3 cases; the values match and gradients flow to mu and logvar")
+
+
+def _kl_ref(m: np.ndarray, lv: np.ndarray) -> np.ndarray:
+    return 0.5 * (m ** 2 + np.exp(lv) - 1.0 - lv).sum(axis=1)
+
+
+def check_kl_per_clip(fn: Callable[[Any, Any], Any]) -> None:
+    """Check ``fn(mu, logvar) -> kl`` (B,): KL(N(mu, exp(logvar)) || N(0, I)) in nats, one value per clip.
+
+    In closed form ``0.5 * sum_j (mu_j² + exp(logvar_j) - 1 - logvar_j)``, summed over the D latent
+    numbers of each clip. It is 0 exactly when mu = 0 and logvar = 0, and never negative.
+    """
+    __tracebackhide__ = True
+    import torch
+
+    title = "The KL term, per clip"
+    _need_callable(fn, "fn", "check_kl_per_clip(kl_per_clip)")
+    signature = "fn(mu, logvar) -> kl (B,)"
+    gen = torch.Generator().manual_seed(61)
+    cases = [("the standard normal itself (mu = 0, logvar = 0: KL is 0)", torch.zeros(3, 8), torch.zeros(3, 8))]
+    mu, logvar = _codes(gen, 5, 16)
+    cases.append(("5 codes of 16 numbers", mu, logvar))
+    mu, logvar = _codes(gen, 2, 128)
+    cases.append(("2 codes of 128 numbers", mu, logvar))
+    cases.append(("a shifted mean with unit variance (KL = 0.5 * |mu|²)", torch.randn((3, 4), generator=gen),
+                  torch.zeros(3, 4)))
+    for case, mu, logvar in cases:
+        inputs = (mu, logvar)
+        copies = tuple(t.clone() for t in inputs)
+        got = _call_with_hint(title, fn, case, *copies, signature=signature,
+                              hint="use torch operations (torch.exp, .sum(dim=1)) on the (B, D) tensors.")
+        _check_unchanged(title, case, inputs, copies, ("mu", "logvar"))
+        m, lv = _np(mu), _np(logvar)
+        want = _kl_ref(m, lv)
+        array = _to_numpy(title, got, f"your result on case {case}")
+        if array.shape != want.shape:
+            hint = "one value per clip: sum over the latent numbers only, .sum(dim=1), and do not average the batch."
+            if array.shape == ():
+                hint = "return one value per clip (B,), not one number for the batch: sum over dim=1 only."
+            elif array.shape == m.shape:
+                hint = "sum the per-number terms over the latent numbers (dim=1): the KL of a clip is their sum."
+            raise ExerciseFailed(title, f"on case {case}, expected shape {want.shape}, got {array.shape}.", hint)
+        if not _close(array, want, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
+            d = m.shape[1]
+            hint = _diagnose(array, [
+                (2 * want, "the KL has a factor 0.5 in front of the sum."),
+                (-want, "the sign is flipped: the KL is never negative."),
+                (want / d, "sum over the latent numbers, do not average them."),
+                (0.5 * (m ** 2 + np.exp(lv / 2) - 1 - lv).sum(axis=1),
+                 "the formula uses the variance exp(logvar), not the standard deviation exp(logvar / 2)."),
+                (0.5 * (m ** 2 + np.exp(lv) - 1 + lv).sum(axis=1), "it is - logvar at the end: mu² + exp(logvar) - 1 - logvar."),
+                (0.5 * (m + np.exp(lv) - 1 - lv).sum(axis=1), "the mean enters squared: mu²."),
+            ], "kl = 0.5 * (mu² + exp(logvar) - 1 - logvar), summed over dim=1.")
+            raise ExerciseFailed(title, f"on case {case}: {_worst(array, want)}.", hint)
+    _passed(title, "4 cases: zero at the standard normal, random codes, latent size 128, a shifted mean")
+
+
+def check_vae_objective(fn: Callable[[Any, Any, Any, Any, float], Any]) -> None:
+    """Check ``fn(recon, x, mu, logvar, kl_weight) -> loss``: a scalar tensor ``MSE + kl_weight * KL``.
+
+    ``recon`` and ``x`` are (B, 1, H, W) spectrograms; the MSE is the mean over every number (as
+    ``torch.nn.functional.mse_loss``); the KL is the per-clip KL of exercise 2, averaged over the
+    batch. This is :func:`course_lib.vae.vae_loss` given the decoder's output.
+    """
+    __tracebackhide__ = True
+    import torch
+
+    title = "The VAE's training objective"
+    _need_callable(fn, "fn", "check_vae_objective(vae_objective)")
+    signature = "fn(recon, x, mu, logvar, kl_weight) -> loss"
+    gen = torch.Generator().manual_seed(62)
+    plan = [("4 clips of 16 x 8, kl_weight 1e-4 (the lesson's)", (4, 1, 16, 8), 6, 1e-4),
+            ("2 clips of 32 x 8, kl_weight 0.5", (2, 1, 32, 8), 4, 0.5),
+            ("3 clips, kl_weight 0 (a plain autoencoder's loss)", (3, 1, 8, 8), 5, 0.0)]
+    for case, shape, d, weight in plan:
+        x = torch.rand(shape, generator=gen)
+        recon = (x + 0.2 * torch.randn(shape, generator=gen)).clamp(0, 1)
+        mu, logvar = _codes(gen, shape[0], d)
+        inputs = (recon, x, mu, logvar)
+        copies = tuple(t.clone() for t in inputs)
+        got = _call_with_hint(title, fn, case, *copies, weight, signature=signature,
+                              hint="torch.nn.functional.mse_loss(recon, x) + kl_weight * (your KL).mean().")
+        _check_unchanged(title, case, inputs, copies, ("recon", "x", "mu", "logvar"))
+        r, xx, m, lv = (_np(t) for t in inputs)
+        mse = float(((r - xx) ** 2).mean())
+        kl = _kl_ref(m, lv)
+        want = np.asarray(mse + weight * kl.mean())
+        array = _to_numpy(title, got, f"your result on case {case}")
+        if array.size != 1:
+            raise ExerciseFailed(title, f"on case {case}, expected one number (a scalar tensor), got shape {array.shape}.",
+                                 "average the KL over the batch (.mean()) so the loss is a single number.")
+        array = array.reshape(())
+        if not _close(array, want, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
+            sse = float(((r - xx) ** 2).sum())
+            hint = _diagnose(array, [
+                (np.asarray(mse + kl.mean()), "multiply the KL by kl_weight."),
+                (np.asarray(weight * mse + kl.mean()), "the weight goes on the KL term, not on the reconstruction."),
+                (np.asarray(mse + weight * kl.sum()), "average the per-clip KL over the batch (.mean()), do not sum it."),
+                (np.asarray(sse + weight * kl.mean()), "the reconstruction term is the mean squared error (mean, not sum)."),
+                (np.asarray(mse + weight * kl.mean() / d), "the per-clip KL sums over the latent numbers; then average over clips."),
+                (np.asarray(mse - weight * kl.mean()), "add the KL: it is a penalty."),
+                (np.asarray(mse), "the objective has two terms: add kl_weight * KL."),
+            ], "loss = mean((recon - x)²) + kl_weight * mean over clips of the per-clip KL.")
+            raise ExerciseFailed(title, f"on case {case}: expected {float(want):.6g}, got {float(array):.6g}.", hint)
+    _passed(title, "3 cases: the lesson's weight, a large weight, and weight 0")
+
+
+def check_interpolate(fn: Callable[[Any, Any, int], Any]) -> None:
+    """Check ``fn(z0, z1, n) -> (n, D)``: ``n`` evenly spaced codes from ``z0`` (row 0) to ``z1`` (row n - 1).
+
+    Row k is ``z0 + t_k * (z1 - z0)`` with ``t_k = k / (n - 1)``, so both ends are the given codes.
+    ``z0`` and ``z1`` are (D,) tensors and ``n >= 2``.
+    """
+    __tracebackhide__ = True
+    import torch
+
+    title = "A straight path through latent space"
+    _need_callable(fn, "fn", "check_interpolate(interpolate)")
+    signature = "fn(z0, z1, n) -> codes (n, D)"
+    gen = torch.Generator().manual_seed(63)
+    for case, d, n in [("D = 8, n = 5", 8, 5), ("D = 128, n = 7", 128, 7), ("n = 2 (just the two ends)", 16, 2)]:
+        z0, z1 = torch.randn(d, generator=gen), torch.randn(d, generator=gen)
+        inputs = (z0, z1)
+        copies = tuple(t.clone() for t in inputs)
+        got = _call_with_hint(title, fn, case, *copies, n, signature=signature,
+                              hint="torch.linspace(0, 1, n) gives the fractions; broadcast them as a column (n, 1).")
+        _check_unchanged(title, case, inputs, copies, ("z0", "z1"))
+        a, b = _np(z0), _np(z1)
+        t = np.linspace(0.0, 1.0, n)[:, None]
+        want = a + t * (b - a)
+        array = _to_numpy(title, got, f"your result on case {case}")
+        if array.shape != want.shape:
+            hint = "one row per step: shape (n, D)."
+            if array.shape == want.T.shape:
+                hint = "rows are the steps: shape (n, D), not (D, n); make the fractions a column, t[:, None]."
+            raise ExerciseFailed(title, f"on case {case}, expected shape {want.shape}, got {array.shape}.", hint)
+        if not _close(array, want, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
+            t_open = np.linspace(0.0, 1.0, n + 1)[:-1, None]
+            hint = _diagnose(array, [
+                (want[::-1], "start at z0 (row 0) and end at z1 (row n - 1)."),
+                (a + t_open * (b - a), "include both ends: t = k / (n - 1), e.g. torch.linspace(0, 1, n)."),
+                (b + t * (a - b), "start at z0: z0 + t * (z1 - z0)."),
+                (a + t * b, "move along the difference: z0 + t * (z1 - z0)."),
+            ], "row k = z0 + (k / (n - 1)) * (z1 - z0).")
+            raise ExerciseFailed(title, f"on case {case}: {_worst(array, want)}.", hint)
+    _passed(title, "3 cases; both ends are the given codes and the steps are even")
