@@ -10,16 +10,17 @@ Modules (import the one you need; nothing heavy is imported here):
 - ``course_lib.synth``       course-made sound: tones, chirps, chords, drums, music styles, digit-like words
 - ``course_lib.data``        dataset rows, offline datasets, on-disk caching
 - ``course_lib.metrics``     spectral convergence, Fréchet distance on classifier embeddings
-- ``course_lib.classifier``  small course-trained music-style and drum classifiers (embeddings for metrics)
+- ``course_lib.classifier``  small course-trained music-style, drum and digit-word classifiers (embeddings for metrics)
 - ``course_lib.diffusion``   the spectrogram diffusion pipeline (sampling, inpainting, inversion, ...)
 - ``course_lib.unet1d``      a readable 1-D U-Net for waveforms (lesson 05), ``reference`` and ``laptop`` configs
 - ``course_lib.vdiffusion``  v-diffusion: cosine schedule, v-loss, DDIM-style and stochastic samplers, guidance
 - ``course_lib.drums``       lesson 05's one-shots: your own folder, the shipped model, evaluation, 24-bit export
 - ``course_lib.vae``         a spectrogram VAE (lesson 06's non-diffusion baseline)
+- ``course_lib.compare``     generators side by side: Fréchet distance, clips per second, parameters
 - ``course_lib.training``    the one training loop: budgets, progress, atomic checkpoints, exact resume
 - ``course_lib.hub``         Hub models online, the course's shipped stand-ins offline
 - ``course_lib.musicgen``    MusicGen loading, generation helpers, the codebook delay pattern
-- ``course_lib.checks``      feedback for exercises (lesson 05's in ``checks_waveform``)
+- ``course_lib.checks``      feedback for exercises (lesson 05's in ``checks_waveform``, lesson 06's in ``checks_vae``)
 - ``course_lib.exercises``   builds exercise notebooks from solutions
 - ``course_lib.grade``       the teacher's grader
 - ``course_lib.colab``       the repository address, Colab badges and setup cells

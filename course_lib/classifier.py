@@ -259,7 +259,7 @@ class StyleClassifier(nn.Module):
 
 
 def default_checkpoint_dir(name: str = "style-classifier") -> Path:
-    """Where a shipped checkpoint lives: ``<repo>/checkpoints/<name>``.
+    """Where a shipped checkpoint (a model or a diffusers pipeline folder) lives: ``<repo>/checkpoints/<name>``.
 
     The repository root is the folder above the ``course_lib`` package (an editable install or a
     clone); failing that, the current folder and its parents are searched.
@@ -269,7 +269,7 @@ def default_checkpoint_dir(name: str = "style-classifier") -> Path:
     cwd = Path.cwd().resolve()
     candidates += [p / rel for p in (cwd, *cwd.parents)]
     for c in candidates:
-        if (c / CONFIG_NAME).is_file():
+        if (c / CONFIG_NAME).is_file() or (c / "model_index.json").is_file():  # a model or a pipeline folder
             return c
     return candidates[0]
 

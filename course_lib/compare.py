@@ -122,7 +122,7 @@ def measure_generator(name: str, generate: Generator, n: int, real_audio: Any, j
     counts = {c: int((pred == i).sum()) for i, c in enumerate(judge.classes)}
     fd = frechet_audio_distance(audio, real, judge)
     params = int(getattr(generate, "parameters", 0))
-    return GeneratorReport(name, params, n, round(seconds, 3), round(n / seconds, 3), round(fd, 3), counts), audio
+    return GeneratorReport(name, params, n, round(seconds, 6), round(n / seconds, 3), round(fd, 3), counts), audio
 
 
 def comparison_table(reports: list[GeneratorReport], floor: float | None = None) -> str:

@@ -93,7 +93,7 @@ Accuracy: **{val_pct:.1f} %** on clean clips; {val_noisy_pct:.1f} % with white n
 |---|---|
 {per_class}
 
-`tests/test_digit_judge.py` checks ≥ 97 % on further unseen seeds.
+`tests/test_digit_models.py` checks ≥ 97 % on further unseen seeds.
 
 ## Reproduce
 
