@@ -8,14 +8,16 @@ sound with the same Griffin-Lim iterations (64), by ``course_lib.compare.measure
 (a) Quality: ``--clips`` clips per model against as many held-out clips (seed 1000, never trained
     on): the Fréchet distance on the course digit classifier's embedding, with the distance of other
     real clips (training clips) as the floor, and the words the classifier hears. The diffusion
-    model is measured at DDIM 50 steps (eta 1, as its model card) and at 10 steps.
+    model is measured at DDIM 50 steps (eta 1, as its model card) and at 10 steps. Two more rows
+    send the real clips through each model's representation and back without any model
+    (``compare.spectrogram_round_trip``, ``compare.mel_round_trip``): each model's own floor.
 (b) Speed: batches of ``--batch`` clips, each model in turn (VAE, diffusion-50, diffusion-10, VAE, ...)
     for ``--repeats`` rounds, so a drift in the machine's speed hits all alike; the median clips per
     second of each and the ratio of the VAE's to each diffusion setting, taken round by round.
 (c) Size: parameters of each network.
 
 Run by hand (not in CI): ``python bench/bench_generators.py [--quick] [--json out.json]``. The full
-run takes about 5 minutes on 2 cores; ``--quick`` is a smoke run whose numbers mean little.
+run takes about 8 minutes on 2 cores; ``--quick`` is a smoke run whose numbers mean little.
 """
 
 from __future__ import annotations
@@ -40,7 +42,14 @@ sys.path.insert(0, str(ROOT))
 
 from course_lib import synth  # noqa: E402
 from course_lib.classifier import load_digit_classifier  # noqa: E402
-from course_lib.compare import comparison_table, diffusion_generator, measure_generator, vae_generator  # noqa: E402
+from course_lib.compare import (  # noqa: E402
+    comparison_table,
+    diffusion_generator,
+    measure_generator,
+    mel_round_trip,
+    spectrogram_round_trip,
+    vae_generator,
+)
 from course_lib.diffusion import SpectrogramDiffusionPipeline  # noqa: E402
 from course_lib.metrics import frechet_audio_distance  # noqa: E402
 from course_lib.vae import load_min_max, load_vae  # noqa: E402
@@ -76,11 +85,18 @@ def main(argv: list[str] | None = None) -> dict:
         "diffusion, DDIM 10": diffusion_generator(pipe, 10, eta=1.0, length=length),
     }
 
-    # (a) quality
-    floor = frechet_audio_distance(other[:args.clips], held, judge)
+    # (a) quality, and what each representation alone costs (real clips there and back, no model)
+    other = other[:args.clips]
+    floor = frechet_audio_distance(other, held, judge)
+    references = {
+        "real clips via the VAE's spectrogram + Griffin-Lim": frechet_audio_distance(
+            spectrogram_round_trip(other, n_iter=GL_ITERS, generator=torch.Generator().manual_seed(0)), held, judge),
+        "real clips via the 64-band mel image + Griffin-Lim": frechet_audio_distance(
+            mel_round_trip(pipe.mel, other, generator=torch.Generator().manual_seed(0)), held, judge),
+    }
     reports = [measure_generator(name, gen, args.clips, held, judge, batch_size=args.batch, seed=1)[0]
                for name, gen in generators.items()]
-    print(comparison_table(reports, floor=floor), flush=True)
+    print(comparison_table(reports, floor=floor, references=references), flush=True)
 
     # (b) speed, interleaved
     per_round: dict[str, list[float]] = {name: [] for name in generators}
@@ -103,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "clips": args.clips, "batch": args.batch, "repeats": args.repeats, "threads": args.threads,
         "griffin_lim_iterations": GL_ITERS, "fd_floor_real_vs_heldout": round(floor, 3),
+        "fd_real_round_trips": {k: round(v, 3) for k, v in references.items()},
         "reports": [r.as_dict() for r in reports], "clips_per_second_median": speed,
         "vae_speed_ratio": ratios,
     }

@@ -11,6 +11,10 @@ clips. A comparison is fair when both sides are measured the same way, so the me
 
 ``vae_generator`` and ``diffusion_generator`` build the generators for the course's two model kinds;
 :func:`comparison_table` prints the result as a Markdown table.
+
+A generator can only be as good as the representation it draws in. :func:`spectrogram_round_trip`
+and :func:`mel_round_trip` send *real* clips through each representation and back (no model at all),
+which gives every model its own floor: what a perfect model of those pictures would score.
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ import torch
 
 from course_lib.validate import CourseInputError, as_float_tensor, check_positive_int
 
-__all__ = ["GeneratorReport", "measure_generator", "vae_generator", "diffusion_generator", "comparison_table"]
+__all__ = [
+    "GeneratorReport",
+    "measure_generator",
+    "vae_generator",
+    "diffusion_generator",
+    "spectrogram_round_trip",
+    "mel_round_trip",
+    "comparison_table",
+]
 
 Generator = Callable[[int, torch.Generator], torch.Tensor]
 
@@ -71,11 +83,22 @@ def vae_generator(vae: Any, mins: Any, maxs: Any, n_iter: int = 64, temperature:
 
 
 def diffusion_generator(pipe: Any, steps: int = 50, eta: float = 1.0, length: int | None = None) -> Generator:
-    """Samples of a :class:`~course_lib.diffusion.SpectrogramDiffusionPipeline`, cut to ``length`` samples.
+    """DDIM samples of a :class:`~course_lib.diffusion.SpectrogramDiffusionPipeline`, cut to ``length`` samples.
 
+    A pipeline saved with its training scheduler (DDPM) samples with a ``DDIMScheduler`` of the same
+    configuration here (``pipe`` itself is left as it is); ``eta`` is DDIM's noise (1 = stochastic).
     Griffin-Lim iterations come from the pipeline's ``mel.n_iter``.
     """
+    from diffusers import DDIMScheduler
+
+    from course_lib.diffusion import SpectrogramDiffusionPipeline
+
     steps = check_positive_int(steps, "steps")
+    if not isinstance(pipe, SpectrogramDiffusionPipeline):
+        raise CourseInputError(f"pipe: expected a SpectrogramDiffusionPipeline, got {type(pipe).__name__}; load one "
+                               "with SpectrogramDiffusionPipeline.from_pretrained(folder).")
+    if not isinstance(pipe.scheduler, DDIMScheduler):
+        pipe = SpectrogramDiffusionPipeline(pipe.unet, DDIMScheduler.from_config(pipe.scheduler.config), pipe.mel)
 
     def generate(n: int, gen: torch.Generator) -> torch.Tensor:
         audio = torch.as_tensor(pipe(n, steps=steps, eta=eta, generator=gen, progress=False).audios)
@@ -83,6 +106,39 @@ def diffusion_generator(pipe: Any, steps: int = 50, eta: float = 1.0, length: in
 
     generate.parameters = _num_parameters(pipe.unet)  # type: ignore[attr-defined]
     return generate
+
+
+def spectrogram_round_trip(audio: Any, n_iter: int = 64, generator: torch.Generator | None = None,
+                           sample_rate: int = 22050, duration: float = 0.74, frame_size: int = 512,
+                           hop_length: int = 256) -> torch.Tensor:
+    """Real clips (N, T) through the VAE's representation and back: lesson 01's log-spectrogram, then Griffin-Lim.
+
+    Each clip keeps its own dB range, so only the lost phase (and the 80 dB floor) separates the
+    result from the original: the best a perfect spectrogram model could sound.
+    """
+    from course_lib.vae import features_to_audio, preprocess_clips
+
+    features, mins, maxs = preprocess_clips(audio, sample_rate, duration, frame_size, hop_length)
+    length = round(sample_rate * duration)
+    return features_to_audio(features, mins, maxs, n_iter=n_iter, generator=generator, frame_size=frame_size,
+                             hop_length=hop_length, length=length)
+
+
+def mel_round_trip(mel: Any, audio: Any, length: int | None = None, generator: torch.Generator | None = None
+                   ) -> torch.Tensor:
+    """Real clips (N, T) through a diffusion pipeline's representation and back: a ``Mel`` image, then audio.
+
+    Clips shorter than one image are padded with silence; each must fit in one image. The image
+    has 8-bit pixels, ``mel.y_res`` mel bands and a fixed dB range, and the way back is
+    Griffin-Lim: the best a perfect model of those images could sound. ``length`` cuts the result.
+    """
+    x = as_float_tensor(audio, "audio", min_ndim=2, max_ndim=2)
+    if x.shape[1] > mel.slice_size:
+        raise CourseInputError(f"audio: clips of {x.shape[1]} samples do not fit one image ({mel.slice_size} samples); "
+                               "cut them first, or use a Mel with a larger x_res or hop_length.")
+    images = mel.audio_to_images(x, pad=True)
+    out = mel.images_to_audio(images, generator=generator)
+    return out if length is None else out[:, :length]
 
 
 def measure_generator(name: str, generate: Generator, n: int, real_audio: Any, judge: Any, batch_size: int = 50,
@@ -125,13 +181,19 @@ def measure_generator(name: str, generate: Generator, n: int, real_audio: Any, j
     return GeneratorReport(name, params, n, round(seconds, 6), round(n / seconds, 3), round(fd, 3), counts), audio
 
 
-def comparison_table(reports: list[GeneratorReport], floor: float | None = None) -> str:
-    """The reports as a Markdown table; ``floor``: the FD of other real clips, shown as the best reachable."""
+def comparison_table(reports: list[GeneratorReport], floor: float | None = None,
+                     references: dict[str, float] | None = None) -> str:
+    """The reports as a Markdown table; ``floor``: the FD of other real clips, shown as the best reachable.
+
+    ``references``: more FD-only rows, such as real clips through each model's representation.
+    """
     lines = ["| model | parameters | FD to held-out (lower is better) | clips per second | classes heard |",
              "|---|---:|---:|---:|---:|"]
     for r in reports:
         heard = sum(1 for v in r.class_counts.values() if v > 0)
         lines.append(f"| {r.name} | {r.parameters:,} | {r.fd:.2f} | {r.clips_per_second:.2f} | {heard} of {len(r.class_counts)} |")
+    for name, value in (references or {}).items():
+        lines.append(f"| {name} | | {value:.2f} | | |")
     if floor is not None:
         lines.append(f"| other real clips (the floor) | | {floor:.2f} | | |")
     return "\n".join(lines)

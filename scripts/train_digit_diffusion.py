@@ -1,6 +1,6 @@
 """Train lesson 06's comparison model: a lesson-02-style spectrogram diffusion model on the VAE's digit data.
 
-    python scripts/train_digit_diffusion.py                  # the shipped model (about 20 min on 2 CPU cores)
+    python scripts/train_digit_diffusion.py                  # the shipped model (about 25 min on 2 CPU cores)
     python scripts/train_digit_diffusion.py --max-steps 20 --n-per-class 4 --eval-per-class 2 --out course_data/dd-try
 
 Lesson 06 compares its spectrogram VAE with a diffusion model, and a comparison is only fair on the

@@ -85,6 +85,14 @@ def test_diffusion_generator_cuts_to_length(tmp_path):
     out = gen(2, torch.Generator().manual_seed(0))
     assert out.shape == (2, 900)
     assert gen.parameters == sum(p.numel() for p in unet.parameters())
+    # a pipeline saved with its training scheduler (DDPM) samples with DDIM, and is itself left alone
+    from diffusers import DDPMScheduler
+
+    ddpm_pipe = SpectrogramDiffusionPipeline(unet, DDPMScheduler(num_train_timesteps=100), pipe.mel)
+    a = diffusion_generator(ddpm_pipe, steps=2, length=900)(2, torch.Generator().manual_seed(0))
+    assert torch.allclose(a, out) and isinstance(ddpm_pipe.scheduler, DDPMScheduler)
+    with pytest.raises(CourseInputError, match="SpectrogramDiffusionPipeline"):
+        diffusion_generator(unet)
 
 
 def test_table_lists_every_model_and_the_floor():
