@@ -5,6 +5,8 @@
   ``AudioDecoder`` since).
 - :func:`make_clip_folder`, :func:`make_music_dataset` and :func:`make_drum_dataset` build the
   course's offline stand-ins for Hub data from :mod:`course_lib.synth`.
+- :func:`load_audio_dataset` is ``datasets.load_dataset`` whose audio still reads where torchcodec
+  cannot load (it falls back to undecoded bytes that :func:`audio_array` decodes with soundfile).
 - :func:`cached_tensors` computes a dict of tensors once and keeps it in a safetensors file
   named after a hash of the parameters, so a re-run of a notebook skips the slow part.
 - Lesson 03's genre fine-tuning data: :func:`genre_table` / :func:`select_genre` pick a genre,
@@ -44,6 +46,8 @@ __all__ = [
     "make_clip_folder",
     "make_music_dataset",
     "make_drum_dataset",
+    "torchcodec_problem",
+    "load_audio_dataset",
     "cache_dir",
     "cache_key",
     "cached_tensors",
@@ -370,6 +374,87 @@ def make_drum_dataset(n_per_class: int = 8, seed: int = 0, sample_rate: int = 44
         "label_name": datasets.Value("string"),
     })
     return datasets.Dataset.from_dict(rows, features=features)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading a dataset whose audio decodes everywhere
+# ----------------------------------------------------------------------------------------------
+
+
+def torchcodec_problem() -> str | None:
+    """Why ``datasets`` cannot decode audio on this machine, or ``None`` when it can.
+
+    ``datasets`` >= 4 decodes its ``Audio`` feature with torchcodec, which needs the FFmpeg shared
+    libraries and a build that matches the installed torch. Importing ``torchcodec.decoders`` loads
+    both, so it fails for a missing package and for an unloadable one alike.
+    """
+    try:
+        import torchcodec.decoders  # noqa: F401
+    except Exception as err:  # ImportError when missing, RuntimeError/OSError when FFmpeg or torch mismatch
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return f"{type(err).__name__}: {first}".rstrip(": ")
+    return None
+
+
+def load_audio_dataset(path: str | os.PathLike, split: str = "train", column: str = "audio",
+                       **kwargs: Any) -> "datasets.Dataset":
+    """``datasets.load_dataset(path, split=split)`` whose audio column can be read on any machine.
+
+    ``path`` is a Hub dataset id (``"lewtun/music_genres"``) or a local folder of data files. If
+    torchcodec works (see :func:`torchcodec_problem`) the dataset comes back as ``load_dataset``
+    gives it. If not (no torchcodec, or no FFmpeg, as on some Colab images), the audio column is
+    cast to ``Audio(decode=False)``: each row then holds the encoded file, and :func:`audio_array`
+    decodes it with soundfile. Either way ``audio_array(row)`` returns the same samples. Extra
+    keyword arguments go to ``load_dataset``.
+    """
+    import datasets
+
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise CourseInputError(f"path: expected a dataset id such as 'lewtun/music_genres' or a folder, got {path!r}.")
+    if not isinstance(split, str) or not split:
+        raise CourseInputError(f"split: expected a split name such as 'train', got {split!r}.")
+    source = str(path).strip()
+    local = Path(source).expanduser().exists()
+    if not local and not _looks_like_hub_id(source):
+        raise CourseInputError(
+            f"path: {source!r} is neither an existing folder nor a Hub dataset id ('owner/name'); check the spelling."
+        )
+    if not local and _env_true("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        raise CourseInputError(
+            f"path: {source!r} is a Hub dataset but this machine is offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE "
+            "is set). Go online and unset it, or use the course-made stand-in, e.g. data.make_music_dataset()."
+        )
+    try:
+        dataset = datasets.load_dataset(source, split=split, **kwargs)
+    except (ConnectionError, OSError, ValueError, FileNotFoundError) as err:
+        raise CourseInputError(
+            f"path: could not load {source!r} split {split!r} ({type(err).__name__}: {str(err)[:300]}). "
+            "Check the id, the split name and the network, or use the course-made stand-in data.make_music_dataset()."
+        ) from err
+    feature = dataset.features.get(column)
+    if feature is None:
+        raise CourseInputError(
+            f"column: {source!r} has no {column!r} column (its columns are {list(dataset.features)}); "
+            "name the audio column with column=..."
+        )
+    if not isinstance(feature, datasets.Audio):
+        raise CourseInputError(f"column: {column!r} of {source!r} is {type(feature).__name__}, not an Audio column.")
+    problem = torchcodec_problem()
+    if problem is not None and feature.decode:
+        warnings.warn(
+            f"torchcodec cannot decode audio here ({problem}); the {column!r} column is left undecoded and "
+            "course_lib.data.audio_array decodes it with soundfile instead.", stacklevel=2,
+        )
+        dataset = dataset.cast_column(column, datasets.Audio(decode=False))
+    return dataset
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?", text) is not None
+
+
+def _env_true(*names: str) -> bool:
+    return any(os.environ.get(n, "").strip().lower() in {"1", "true", "yes", "on"} for n in names)
 
 
 # ----------------------------------------------------------------------------------------------
