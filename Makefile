@@ -32,14 +32,14 @@ ffmpeg:
 	@bash scripts/ensure_ffmpeg.sh
 
 lab: install
-	$(BIN)/python -m course_lib.lab
+	$(BIN)/python -m course_lib.tools.lab
 
 test: install
-	$(TEST_ENV) $(BIN)/python -m course_lib.exercises check
+	$(TEST_ENV) $(BIN)/python -m course_lib.tools.exercises check
 	$(TEST_ENV) $(BIN)/python -m pytest tests notebooks solutions --nbval-lax --nbval-current-env --ignore=tests/fixtures -p no:cacheprovider
 
 exercises: $(STAMP)
-	$(BIN)/python -m course_lib.exercises build
+	$(BIN)/python -m course_lib.tools.exercises build
 
 bench: install
 	$(BIN)/python bench/bench_spectrogram.py

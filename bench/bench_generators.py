@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from course_lib import synth  # noqa: E402
-from course_lib.classifier import load_digit_classifier  # noqa: E402
+from course_lib.models.classifier import load_digit_classifier  # noqa: E402
 from course_lib.compare import (  # noqa: E402
     comparison_table,
     diffusion_generator,
@@ -52,7 +52,7 @@ from course_lib.compare import (  # noqa: E402
 )
 from course_lib.diffusion import SpectrogramDiffusionPipeline  # noqa: E402
 from course_lib.metrics import frechet_audio_distance  # noqa: E402
-from course_lib.vae import load_min_max, load_vae  # noqa: E402
+from course_lib.models.vae import load_min_max, load_vae  # noqa: E402
 
 GL_ITERS = 64
 

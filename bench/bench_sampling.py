@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from course_lib import synth  # noqa: E402
-from course_lib.classifier import load_style_classifier  # noqa: E402
+from course_lib.models.classifier import load_style_classifier  # noqa: E402
 from course_lib.diffusion import SpectrogramDiffusionPipeline  # noqa: E402
 from course_lib.metrics import frechet_audio_distance, spectral_convergence_best_gain  # noqa: E402
 from course_lib.spectrogram import Mel  # noqa: E402

@@ -1,6 +1,6 @@
 """Benchmark: lesson 05's waveform U-Net against the peer's, the same architecture in two libraries.
 
-Compared: ``course_lib.unet1d.UNet1D`` with ``CONFIGS["reference"]`` (unconditional,
+Compared: ``course_lib.models.unet1d.UNet1D`` with ``CONFIGS["reference"]`` (unconditional,
 ``num_classes=0``, so exactly the peer's 31 574 724 parameters) against ``audio-diffusion-pytorch``
 0.1.3's ``DiffusionModel(UNetV0, VDiffusion, VSampler)`` built with ``a-unet`` 0.0.16 the way
 tiny-audio-diffusion builds it (channels 32..256 over 8 levels, items 2/4, attention at the three
@@ -107,8 +107,8 @@ def _build(side: str) -> tuple[Any, Any, Any]:
     import torch
 
     if side == "ours":
-        from course_lib import vdiffusion
-        from course_lib.unet1d import CONFIGS, UNet1D
+        from course_lib.diffusion import vdiffusion
+        from course_lib.models.unet1d import CONFIGS, UNet1D
 
         model = UNet1D(CONFIGS["reference"].replace(num_classes=0, class_names=()), seed=0)
 

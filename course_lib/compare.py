@@ -62,7 +62,7 @@ def _num_parameters(model: Any) -> int:
 
 
 def vae_generator(vae: Any, mins: Any, maxs: Any, n_iter: int = 64, temperature: float = 1.0) -> Generator:
-    """Prior samples of a :class:`~course_lib.vae.SpectrogramVAE`, turned into sound.
+    """Prior samples of a :class:`~course_lib.models.vae.SpectrogramVAE`, turned into sound.
 
     A prior sample has no clip of its own, so its dB range is ``mins``/``maxs`` (numbers, or arrays
     whose median is used: pass the training clips' table). Griffin-Lim runs ``n_iter`` iterations.
@@ -71,7 +71,7 @@ def vae_generator(vae: Any, mins: Any, maxs: Any, n_iter: int = 64, temperature:
     hi = float(np.median(np.asarray(maxs, dtype=np.float64)))
     if not np.isfinite([lo, hi]).all() or hi <= lo:
         raise CourseInputError(f"mins/maxs: expected finite dB values with max > min, got {lo} and {hi}; "
-                               "pass the training clips' table from course_lib.vae.load_min_max.")
+                               "pass the training clips' table from course_lib.models.vae.load_min_max.")
     n_iter = check_positive_int(n_iter, "n_iter")
 
     def generate(n: int, gen: torch.Generator) -> torch.Tensor:
@@ -116,7 +116,7 @@ def spectrogram_round_trip(audio: Any, n_iter: int = 64, generator: torch.Genera
     Each clip keeps its own dB range, so only the lost phase (and the 80 dB floor) separates the
     result from the original: the best a perfect spectrogram model could sound.
     """
-    from course_lib.vae import features_to_audio, preprocess_clips
+    from course_lib.models.vae import features_to_audio, preprocess_clips
 
     features, mins, maxs = preprocess_clips(audio, sample_rate, duration, frame_size, hop_length)
     length = round(sample_rate * duration)
@@ -147,7 +147,7 @@ def measure_generator(name: str, generate: Generator, n: int, real_audio: Any, j
 
     Returns the report and the clips (n, T). One small batch runs first, untimed, so one-off costs
     (allocations, kernel choice) do not count. ``judge``: a classifier with ``predict``, ``embed`` and
-    ``classes`` (e.g. :func:`course_lib.classifier.load_digit_classifier`).
+    ``classes`` (e.g. :func:`course_lib.models.classifier.load_digit_classifier`).
     """
     from tqdm.auto import tqdm
 

@@ -155,14 +155,14 @@ def load_one_shot_folder(folder: str | os.PathLike, sample_rate: int = SAMPLE_RA
 
 def default_model_dir() -> Path:
     """Where the shipped drum model lives: ``<repo>/checkpoints/drum-diffusion``."""
-    from course_lib.classifier import default_checkpoint_dir
+    from course_lib.hub import checkpoint_dir
 
-    return default_checkpoint_dir("drum-diffusion")
+    return checkpoint_dir("drum-diffusion")
 
 
 def load_drum_model(folder: str | os.PathLike | None = None, device: str | torch.device | None = None) -> Any:
     """The course-trained drum ``UNet1D`` (``checkpoints/drum-diffusion``), or one saved in ``folder``."""
-    from course_lib.unet1d import UNet1D
+    from course_lib.models.unet1d import UNet1D
 
     root = default_model_dir() if folder is None else folder
     if folder is None and not (Path(root) / "config.json").is_file():
@@ -178,7 +178,7 @@ def _class_names(model: Any) -> list[str]:
     config = getattr(model, "config", None)
     if not isinstance(model, torch.nn.Module) or not hasattr(config, "num_classes"):
         raise CourseInputError(
-            f"model: expected a class-conditional course_lib.unet1d.UNet1D (e.g. load_drum_model()), "
+            f"model: expected a class-conditional course_lib.models.unet1d.UNet1D (e.g. load_drum_model()), "
             f"got {type(model).__name__}."
         )
     if not config.num_classes:
@@ -198,7 +198,7 @@ def generate_drums(model: Any, n_per_class: int, steps: int = 50, guidance_scale
     """
     from tqdm.auto import tqdm
 
-    from course_lib.vdiffusion import sample
+    from course_lib.diffusion.vdiffusion import sample
 
     names = _class_names(model)
     wanted = names if classes is None else [classes] if isinstance(classes, str) else list(classes)
@@ -240,7 +240,7 @@ def evaluate_drum_model(model: Any, classifier: Any, n_per_class: int = 50, step
     if list(getattr(classifier, "classes", [])) != names:
         raise CourseInputError(
             f"classifier: its classes {getattr(classifier, 'classes', None)} differ from the model's {names}; "
-            "use course_lib.classifier.load_drum_classifier()."
+            "use course_lib.models.classifier.load_drum_classifier()."
         )
     n_per = check_positive_int(n_per_class, "n_per_class", minimum=2)
     rate = int(model.config.sample_rate)

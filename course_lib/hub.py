@@ -17,15 +17,51 @@ from pathlib import Path
 from typing import Any
 
 from course_lib import settings
-from course_lib.validate import CourseInputError
+from course_lib.errors import CourseInputError
+from course_lib.io import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+# Every checkpoint the course ships (``checkpoints/<name>``), with the script that makes it.
+SHIPPED: dict[str, str] = {
+    "mel-diffusion-64": "scripts/train_mel_diffusion.py",
+    "style-classifier": "scripts/train_style_classifier.py",
+    "tiny-musicgen": "scripts/make_tiny_musicgen.py",
+    "drum-classifier": "scripts/train_drum_classifier.py",
+    "drum-diffusion": "scripts/train_drums.py",
+    "spectrogram-vae": "scripts/train_vae.py",
+    "digit-classifier": "scripts/train_digit_classifier.py",
+    "digit-diffusion": "scripts/train_digit_diffusion.py",
+}
 
 # Hub id → folder (relative to the repository root) holding its course-made stand-in.
 STANDINS: dict[str, str] = {
     "facebook/musicgen-small": "checkpoints/tiny-musicgen",
     "teticio/audio-diffusion-instrumental-hiphop-256": "checkpoints/mel-diffusion-64",
 }
+
+
+def checkpoint_dir(name: str) -> Path:
+    """Where the shipped checkpoint ``name`` (a key of :data:`SHIPPED`) lives: ``<repo>/checkpoints/<name>``.
+
+    The repository is the folder above the ``course_lib`` package (a clone, ``pip install -e .``);
+    failing that, the current folder and its parents are searched (a notebook run from a clone).
+    """
+    if name not in SHIPPED:
+        raise CourseInputError(f"name: {name!r} is not a shipped checkpoint; choose one of {sorted(SHIPPED)}.")
+    rel = Path("checkpoints") / name
+    cwd = Path.cwd().resolve()
+    candidates = [REPO_ROOT / rel] + [p / rel for p in (cwd, *cwd.parents)]
+    for c in candidates:
+        if (c / "config.json").is_file() or (c / "model_index.json").is_file():  # a model or a pipeline folder
+            return c
+    return candidates[0]
+
+
+def missing_checkpoint_error(name: str, folder: Path) -> CourseInputError:
+    """The error for a shipped checkpoint that is not where it should be, with the command that rebuilds it."""
+    return CourseInputError(
+        f"folder: the shipped checkpoint {name!r} was not found at {str(folder)!r}; run this from a clone of "
+        f"the course (pip install -e .), or make it with `python {SHIPPED[name]}`."
+    )
 
 
 def _check_hub_id(hub_id: Any) -> str:
@@ -103,8 +139,7 @@ def resolve_pretrained(
             f"Ids with stand-ins: {known}. {how_online} Or pass local_dir= a folder you saved with "
             "save_pretrained."
         )
-    script = {"checkpoints/tiny-musicgen": "scripts/make_tiny_musicgen.py",
-              "checkpoints/mel-diffusion-64": "scripts/train_mel_diffusion.py"}.get(STANDINS[hub_id], "its script")
+    script = SHIPPED.get(Path(STANDINS[hub_id]).name, "its script")
     return str(_check_saved_dir(path, "hub_id", f"Rebuild the stand-in with `python {script}` from the repository root."))
 
 

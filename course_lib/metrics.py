@@ -7,7 +7,7 @@
 - :func:`frechet_distance`: the Fréchet distance between two sets of embeddings, each summarised
   by its mean and covariance (the FID / FAD formula).
 - :func:`frechet_audio_distance`: the same on embeddings of two sets of clips from the course's
-  style classifier (:mod:`course_lib.classifier`), a "does this sound like the real thing" number.
+  style classifier (:mod:`course_lib.models.classifier`), a "does this sound like the real thing" number.
 
 The first three take magnitude spectrograms shaped (F, T) or batched (..., F, T) as NumPy or torch, and
 return a float for one spectrogram or a tensor of one value per item for a batch.
@@ -172,7 +172,7 @@ def frechet_audio_distance(audio_a: Any, audio_b: Any, classifier: Any = None, s
     ``audio_a`` (N_a, T_a) and ``audio_b`` (N_b, T_b) are mono clips at ``sample_rate`` (the
     classifier's rate, 22 050 Hz; clips within a set share a length, the two sets need not).
     ``classifier`` is any object with ``embed(audio, sample_rate=...) -> (N, D)``; by default the
-    shipped :func:`course_lib.classifier.load_style_classifier`. Lower means the two sets sound
+    shipped :func:`course_lib.models.classifier.load_style_classifier`. Lower means the two sets sound
     more alike; real course music against real course music of the same styles scores far below
     real music against noise.
     """
@@ -187,13 +187,13 @@ def frechet_audio_distance(audio_a: Any, audio_b: Any, classifier: Any = None, s
                 f"{name}: has {x.shape[0]} clip(s); pass a batch (N, T) of at least 2 clips (tens are better)."
             )
     if classifier is None:
-        from course_lib.classifier import load_style_classifier
+        from course_lib.models.classifier import load_style_classifier
 
         classifier = load_style_classifier()
     if not callable(getattr(classifier, "embed", None)):
         raise CourseInputError(
             f"classifier: expected a model with an embed(audio, sample_rate=...) method such as "
-            f"course_lib.classifier.load_style_classifier(), got {type(classifier).__name__}."
+            f"course_lib.models.classifier.load_style_classifier(), got {type(classifier).__name__}."
         )
     emb_a = classifier.embed(xa, sample_rate=rate)
     emb_b = classifier.embed(xb, sample_rate=rate)

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from course_lib.errors import CourseInputError
+
 T = TypeVar("T")
 
 PROFILES = ("quick", "full")
@@ -39,7 +41,7 @@ def profile() -> str:
     """The active profile, ``"quick"`` or ``"full"``, read from ``COURSE_PROFILE``."""
     value = os.environ.get("COURSE_PROFILE", "full").strip().lower() or "full"
     if value not in PROFILES:
-        raise ValueError(
+        raise CourseInputError(
             f"COURSE_PROFILE={value!r} is not a known profile; use one of {PROFILES} "
             "(for example `export COURSE_PROFILE=quick`)."
         )
@@ -69,7 +71,7 @@ def _env_flag(name: str) -> bool | None:
         return True
     if raw in _FALSE:
         return False
-    raise ValueError(f"{name}={raw!r} is not a yes/no value; use 1 or 0.")
+    raise CourseInputError(f"{name}={raw!r} is not a yes/no value; use 1 or 0.")
 
 
 def _probe(url: str, timeout: float) -> bool:
@@ -114,7 +116,7 @@ def is_online(timeout: float = 1.0, refresh: bool = False) -> bool:
         return False
     if _online_cache is None or refresh:
         if not (0 < timeout <= 5):
-            raise ValueError(f"timeout={timeout!r}: give a probe time between 0 and 5 seconds.")
+            raise CourseInputError(f"timeout={timeout!r}: give a probe time between 0 and 5 seconds.")
         _online_cache = _probe(HUB_URL, timeout)
     return _online_cache
 
@@ -142,13 +144,13 @@ def device(prefer: str | None = None) -> str:
     choice = (prefer or os.environ.get("COURSE_DEVICE", "")).strip().lower()
     if choice:
         if choice not in ("cpu", "cuda", "mps") and not choice.startswith("cuda:"):
-            raise ValueError(f"device {choice!r} is unknown; use 'cpu', 'cuda' or 'mps'.")
+            raise CourseInputError(f"device {choice!r} is unknown; use 'cpu', 'cuda' or 'mps'.")
         if choice.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(
+            raise CourseInputError(
                 f"device {choice!r} was asked for but no CUDA GPU is visible; use 'cpu' or unset COURSE_DEVICE."
             )
         if choice == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ValueError("device 'mps' was asked for but is not available; use 'cpu'.")
+            raise CourseInputError("device 'mps' was asked for but is not available; use 'cpu'.")
         return choice
     if torch.cuda.is_available():
         return "cuda"
@@ -165,7 +167,7 @@ def seed_everything(seed: int = 0) -> Any:
     import torch
 
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed={seed!r}: give a non-negative integer, e.g. seed_everything(0).")
+        raise CourseInputError(f"seed={seed!r}: give a non-negative integer, e.g. seed_everything(0).")
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -173,6 +175,31 @@ def seed_everything(seed: int = 0) -> Any:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+def make_generator(seed: Any = None) -> Any:
+    """The course's one seed rule: turn ``seed`` into a CPU ``torch.Generator``.
+
+    - a ``torch.Generator`` on the CPU is used as it is (its state moves on as noise is drawn);
+    - an int ``>= 0`` gives a generator seeded with it: the same seed, the same output on the CPU;
+    - ``None`` draws a seed from torch's global generator, so after :func:`seed_everything` (which the
+      parameters cell calls through :func:`setup`) a whole notebook is still repeatable.
+
+    Noise is drawn on the CPU and then moved, so a seed gives the same numbers on every device.
+    """
+    import torch
+
+    if isinstance(seed, torch.Generator):
+        if seed.device.type != "cpu":
+            raise CourseInputError("generator: give a CPU torch.Generator (noise is drawn on the CPU, then "
+                                   "moved), e.g. torch.Generator().manual_seed(0).")
+        return seed
+    if seed is None:
+        seed = int(torch.randint(0, 2**31 - 1, (1,)))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise CourseInputError(f"generator: expected a torch.Generator, a seed (int >= 0) or None, got {seed!r}; "
+                               "e.g. generator=0 or torch.Generator().manual_seed(0).")
+    return torch.Generator().manual_seed(int(seed))
 
 
 def in_colab() -> bool:

@@ -15,8 +15,13 @@ import numpy as np
 import torch
 
 
-class CourseInputError(ValueError):
-    """A bad argument to a ``course_lib`` function; the message says how to fix it."""
+from course_lib.errors import CourseInputError
+from course_lib.io import check_dir, check_file, prepare_output_dir
+
+__all__ = [
+    "CourseInputError", "as_float_tensor", "check_sample_rate", "check_number", "check_positive_int",
+    "check_choice", "check_file", "check_dir", "prepare_output_dir",
+]
 
 
 def _describe(x: Any) -> str:
@@ -138,38 +143,3 @@ def check_choice(value: Any, name: str, choices: tuple | list) -> Any:
     if value not in choices:
         raise CourseInputError(f"{name}: {value!r} is not one of {tuple(choices)}.")
     return value
-
-
-def check_file(path: Any, name: str = "path") -> Path:
-    """Check that ``path`` names an existing, non-empty file."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise CourseInputError(f"{name}: expected a file path, got {type(path).__name__}.")
-    p = Path(path)
-    if not p.exists():
-        raise CourseInputError(f"{name}: {str(p)!r} does not exist; check the path (cwd is {os.getcwd()!r}).")
-    if p.is_dir():
-        raise CourseInputError(f"{name}: {str(p)!r} is a folder; give a file inside it.")
-    if p.stat().st_size == 0:
-        raise CourseInputError(f"{name}: {str(p)!r} is an empty file; it may be a failed download or copy.")
-    return p
-
-
-def check_dir(path: Any, name: str = "folder") -> Path:
-    """Check that ``path`` names an existing folder."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise CourseInputError(f"{name}: expected a folder path, got {type(path).__name__}.")
-    p = Path(path)
-    if not p.is_dir():
-        raise CourseInputError(f"{name}: {str(p)!r} is not an existing folder.")
-    return p
-
-
-def prepare_output_dir(path: Any, name: str = "folder") -> Path:
-    """Check that ``path`` can be a folder to write into, create it if needed, and return it."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise CourseInputError(f"{name}: expected a folder path, got {type(path).__name__}.")
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise CourseInputError(f"{name}: {str(p)!r} is a file; give a folder to write into.")
-    p.mkdir(parents=True, exist_ok=True)
-    return p

@@ -6,13 +6,13 @@
 Lesson 06 uses it as the judge of its two generators (the spectrogram VAE and a spectrogram diffusion
 model, both trained on the same digit clips): which word does a generated clip sound like, and how far
 is the set of generated clips from real ones (Fréchet distance on its embedding)? Same network as the
-style and drum classifiers (``course_lib.classifier.StyleClassifier``), on 64-band log-mel features
+style and drum classifiers (``course_lib.models.classifier.StyleClassifier``), on 64-band log-mel features
 of 22 050 Hz clips of 0.74 s (n_fft 512, hop 128).
 
 Data: ``course_lib.synth.digit_dataset`` with seed ``TRAIN_SEED`` for training and ``VAL_SEED`` for
 validation. The generators train on seed 0 and are evaluated against seed 1000, so the judge saw none
 of those clips. Training batches are augmented with
-``course_lib.classifier.augment_delay_noise`` (a 0-20 ms start delay and white noise at 15-60 dB SNR)
+``course_lib.models.classifier.augment_delay_noise`` (a 0-20 ms start delay and white noise at 15-60 dB SNR)
 so the judge does not hinge on details a generator may get slightly wrong. Everything follows from ``--seed``.
 """
 
@@ -30,7 +30,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from course_lib.classifier import (  # noqa: E402
+from course_lib.models.classifier import (  # noqa: E402
     DEFAULT_CONFIG,
     StyleClassifier,
     augment_delay_noise,
@@ -67,7 +67,7 @@ penultimate layer ({embed_dim} values) for Fréchet distances between sets of cl
 {n_params:,} parameters, {size_kib:.0f} KiB.
 
 ```python
-from course_lib.classifier import load_digit_classifier
+from course_lib.models.classifier import load_digit_classifier
 clf = load_digit_classifier()
 clf.predict(audio)        # (N,) class ids; clf.classes[id] is the word
 clf.embed(audio)          # (N, {embed_dim}) embeddings

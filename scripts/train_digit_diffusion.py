@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 from train_mel_diffusion import SCHEDULER, UNET  # noqa: E402  (lesson 02's offline model: same architecture)
 
 from course_lib import synth, training  # noqa: E402
-from course_lib.classifier import load_digit_classifier  # noqa: E402
+from course_lib.models.classifier import load_digit_classifier  # noqa: E402
 from course_lib.diffusion import SpectrogramDiffusionPipeline, images_to_tensor  # noqa: E402
 from course_lib.metrics import frechet_audio_distance  # noqa: E402
 from course_lib.spectrogram import Mel  # noqa: E402

@@ -5,7 +5,7 @@
 
 Lesson 05 uses it as the judge of its drum generator: does a hit generated as a "snare" sound like
 a snare, and how far is the set of generated hits from real ones (Fréchet distance on its
-embedding)? Same network as the style classifier (``course_lib.classifier.StyleClassifier``), on
+embedding)? Same network as the style classifier (``course_lib.models.classifier.StyleClassifier``), on
 64-band log-mel features of 22 050 Hz one-shots of 8192 samples (0.37 s; n_fft 512, hop 128).
 
 Data: ``course_lib.synth.drum_dataset`` with seed ``TRAIN_SEED`` for training and ``VAL_SEED``
@@ -30,7 +30,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from course_lib.classifier import (  # noqa: E402
+from course_lib.models.classifier import (  # noqa: E402
     DEFAULT_CONFIG,
     StyleClassifier,
     augment_delay_noise,
@@ -70,7 +70,7 @@ class, and its penultimate layer ({info["embed_dim"]} values) for Fréchet dista
 {info["n_params"]:,} parameters, {info["size_bytes"] / 1024:.0f} KiB.
 
 ```python
-from course_lib.classifier import load_drum_classifier
+from course_lib.models.classifier import load_drum_classifier
 clf = load_drum_classifier()
 clf.predict(audio)        # (N,) class ids; clf.classes[id] is the name
 clf.embed(audio)          # (N, {info["embed_dim"]}) embeddings

@@ -10,8 +10,8 @@ WAV/FLAC/OGG one-shots instead (``course_lib.drums.load_one_shot_folder``: one s
 or a flat folder for an unconditional model); the evaluation against the course's drum classifier
 then does not apply and is skipped.
 
-Model: ``course_lib.unet1d.UNet1D(CONFIGS["laptop"])`` with one class embedding for all four
-classes, trained with the v-objective (``course_lib.vdiffusion.v_loss``, 10 % of items with the
+Model: ``course_lib.models.unet1d.UNet1D(CONFIGS["laptop"])`` with one class embedding for all four
+classes, trained with the v-objective (``course_lib.diffusion.vdiffusion.v_loss``, 10 % of items with the
 "null" class so classifier-free guidance works), AdamW, a warm-up then cosine learning-rate decay,
 and an EMA of the weights (the EMA is what ships). ``course_lib.training`` writes resumable
 checkpoints to ``--run-dir``: run the same command again after an interruption and it carries on.
@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from course_lib import training, vdiffusion  # noqa: E402
 from course_lib.synth import DRUM_CLASSES, drum_dataset  # noqa: E402
-from course_lib.unet1d import CONFIGS, UNet1D  # noqa: E402
+from course_lib.models.unet1d import CONFIGS, UNet1D  # noqa: E402
 
 
 def cosine_after_warmup(warmup: int, total: int, floor: float) -> object:
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "weights_bytes": (out / "model.safetensors").stat().st_size,
     }
     if args.data_dir is None:
-        from course_lib.classifier import load_drum_classifier
+        from course_lib.models.classifier import load_drum_classifier
         from course_lib.drums import evaluate_drum_model
 
         t_eval = time.time()
@@ -183,13 +183,14 @@ def _model_card(command: str, m: dict, args: argparse.Namespace) -> str:
     per_class = "\n".join(f"| {k} | {v * 100:.0f} % |" for k, v in m["class_accuracy_per_class"].items())
     return f"""# drum-diffusion: lesson 05's tiny class-conditional waveform diffusion model
 
-A 1-D U-Net (`course_lib.unet1d.UNet1D`, configuration `laptop`, {m["parameters"]:,} parameters,
+A 1-D U-Net (`course_lib.models.unet1d.UNet1D`, configuration `laptop`, {m["parameters"]:,} parameters,
 {m["weights_bytes"] / 1e6:.1f} MB of safetensors) that generates drum one-shots straight as waveforms:
 22 050 Hz mono, 8192 samples (0.37 s). One model makes all four classes ({", ".join(DRUM_CLASSES)}),
 chosen with a class label; classifier-free guidance sharpens the class.
 
 ```python
-from course_lib import drums, vdiffusion
+from course_lib import drums
+from course_lib.diffusion import vdiffusion
 model = drums.load_drum_model()                 # this folder
 hits = vdiffusion.sample(model, 4, None, steps=50, generator=0, class_labels="snare", guidance_scale=2.0)
 ```

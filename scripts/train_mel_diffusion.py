@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from course_lib import synth, training  # noqa: E402
-from course_lib.classifier import load_style_classifier  # noqa: E402
+from course_lib.models.classifier import load_style_classifier  # noqa: E402
 from course_lib.diffusion import SpectrogramDiffusionPipeline, images_to_tensor  # noqa: E402
 from course_lib.metrics import frechet_audio_distance  # noqa: E402
 from course_lib.spectrogram import Mel  # noqa: E402

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from course_lib.classifier import DEFAULT_CONFIG, StyleClassifier, fit_classifier, log_mel_features  # noqa: E402
+from course_lib.models.classifier import DEFAULT_CONFIG, StyleClassifier, fit_classifier, log_mel_features  # noqa: E402
 from course_lib.data import cached_tensors  # noqa: E402
 from course_lib.synth import MUSIC_STYLES, music_clip  # noqa: E402
 
@@ -83,7 +83,7 @@ from scratch to recognise the six course-made music styles of `course_lib.synth.
 {info["n_params"]:,} parameters, {info["size_bytes"] / 1024:.0f} KiB.
 
 ```python
-from course_lib.classifier import load_style_classifier
+from course_lib.models.classifier import load_style_classifier
 clf = load_style_classifier()
 clf.predict(audio)        # (N,) class ids, clf.classes[id] is the name
 clf.embed(audio)          # (N, {info["embed_dim"]}) embeddings

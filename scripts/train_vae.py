@@ -11,7 +11,7 @@ log-magnitude spectrogram with frame 512 / hop 256 and the top bin dropped: 256 
 below the clip's peak, min-max normalised per clip); every clip's dB minimum and maximum is kept, and
 the training clips' table ships as ``min_max_values.json`` (JSON, lesson 01's layout).
 
-Model: ``course_lib.vae.SpectrogramVAE`` with the default (laptop) ``VAEConfig``, trained with
+Model: ``course_lib.models.vae.SpectrogramVAE`` with the default (laptop) ``VAEConfig``, trained with
 ``course_lib.training`` on ``vae_loss`` (MSE + kl_weight * KL) for a fixed number of steps, so the same
 command gives the same model; run it again after an interruption and it resumes.
 
@@ -46,10 +46,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from course_lib import synth, training  # noqa: E402
-from course_lib.classifier import load_style_classifier  # noqa: E402
+from course_lib.models.classifier import load_style_classifier  # noqa: E402
 from course_lib.metrics import frechet_audio_distance, spectral_convergence  # noqa: E402
 from course_lib.spectrogram import magnitude, stft  # noqa: E402
-from course_lib.vae import (  # noqa: E402
+from course_lib.models.vae import (  # noqa: E402
     MIN_MAX_NAME,
     SpectrogramVAE,
     VAEConfig,
@@ -262,7 +262,7 @@ MODEL_CARD = """# spectrogram-vae: lesson 06's spectrogram VAE
 
 A convolutional variational autoencoder on 256 x 64 log-spectrograms (0.74 s of 22 050 Hz audio),
 the course's version of the classic "sound generation with a VAE" project. Load it with
-`course_lib.vae.load_vae()` (or `SpectrogramVAE.from_pretrained` on this folder): `config.json`,
+`course_lib.models.vae.load_vae()` (or `SpectrogramVAE.from_pretrained` on this folder): `config.json`,
 `model.safetensors` ({weights_mb:.1f} MB), and `min_max_values.json`, the dB minimum and maximum of
 every training clip (lesson 01's table, JSON) for turning spectrograms back into sound.
 
@@ -273,7 +273,7 @@ every training clip (lesson 01's table, JSON) for turning spectrograms back into
   per clip).
 - **Model:** `SpectrogramVAE`, {parameters:,} parameters: encoder conv 3x3 blocks with {channels}
   channels (strides 2, 2, 2, 2, (2, 1)), latent {latent_dim}, a mirrored decoder, sigmoid output. The
-  classic project's encoder (`course_lib.vae.CLASSIC`: 512, 256, 128, 64, 32 channels) is far slower on
+  classic project's encoder (`course_lib.models.vae.CLASSIC`: 512, 256, 128, 64, 32 channels) is far slower on
   a CPU for this data size.
 - **Training:** `course_lib.training`, loss `MSE + {kl_weight:g} * KL`, AdamW lr {lr:g} (100 warm-up
   steps), batch {batch_size}, {train_steps} steps in {train_seconds:g} s (plus {data_seconds:g} s making the

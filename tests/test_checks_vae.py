@@ -12,7 +12,7 @@ from course_lib.checks import (
     check_reparameterise,
     check_vae_objective,
 )
-from course_lib.vae import SpectrogramVAE, kl_divergence
+from course_lib.models.vae import SpectrogramVAE, kl_divergence
 
 
 def reparameterise(mu, logvar, eps):
@@ -41,7 +41,7 @@ def test_right_answers_pass(capsys):
 
 
 def test_the_checks_agree_with_course_lib():
-    """The answers the checks accept are what course_lib.vae computes."""
+    """The answers the checks accept are what course_lib.models.vae computes."""
     gen = torch.Generator().manual_seed(0)
     mu, logvar = torch.randn((4, 128), generator=gen), torch.randn((4, 128), generator=gen)
     assert torch.allclose(kl_per_clip(mu, logvar), kl_divergence(mu, logvar, reduction="none"))

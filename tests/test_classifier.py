@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from course_lib.classifier import (
+from course_lib.hub import checkpoint_dir
+from course_lib.models.classifier import (
     DEFAULT_CONFIG,
     StyleClassifier,
-    default_checkpoint_dir,
     load_drum_classifier,
     load_style_classifier,
     log_mel_features,
@@ -44,7 +44,7 @@ def fresh() -> tuple[np.ndarray, np.ndarray]:
 
 def test_the_shipped_checkpoint_is_small_and_complete():
     folder = REPO / "checkpoints" / "style-classifier"
-    assert default_checkpoint_dir() == folder
+    assert checkpoint_dir("style-classifier") == folder
     for name in ("config.json", "model.safetensors", "README.md"):
         assert (folder / name).is_file(), name
     assert (folder / "model.safetensors").stat().st_size <= 2 * 1024 * 1024
@@ -67,7 +67,7 @@ def test_it_classifies_unseen_course_music(clf, fresh):
 
 def test_the_drum_classifier_labels_unseen_real_hits():
     folder = REPO / "checkpoints" / "drum-classifier"
-    assert default_checkpoint_dir("drum-classifier") == folder
+    assert checkpoint_dir("drum-classifier") == folder
     judge = load_drum_classifier()
     assert judge.classes == ["kick", "snare", "hihat", "percussion"] == list(DRUM_CLASSES)
     assert (judge.sample_rate, judge.config["hop_length"]) == (22050, 128) and not judge.training
@@ -189,7 +189,7 @@ def test_bad_configs_and_folders_get_clear_errors(tmp_path):
 def test_fit_classifier_learns_a_toy_task_reproducibly():
     """Two classes of fake features (bright top half vs bright bottom half): the shared loop learns them,
     and the same seed gives the same weights."""
-    from course_lib.classifier import StyleClassifier, fit_classifier
+    from course_lib.models.classifier import StyleClassifier, fit_classifier
 
     gen = torch.Generator().manual_seed(0)
     feats = torch.rand(32, 1, 64, 16, generator=gen) * 0.2 - 1

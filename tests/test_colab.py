@@ -6,25 +6,25 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib import colab
+from course_lib.tools import colab
 
 ROOT = colab.REPO_ROOT
 
 
 def test_everything_is_in_sync_with_repo():
-    result = subprocess.run([sys.executable, "-m", "course_lib.colab", "check"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "course_lib.tools.colab", "check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_address_is_written_in_one_place():
-    """Outside course_lib/colab.py the address only appears in files generated from it."""
+    """Outside course_lib/tools/colab.py the address only appears in files generated from it."""
     generated = {"README.md"} | {p.relative_to(ROOT).as_posix() for p in colab.all_notebooks()}
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     for rel in tracked:
-        if rel in generated or rel == "course_lib/colab.py" or not Path(ROOT, rel).is_file():
+        if rel in generated or rel == "course_lib/tools/colab.py" or not Path(ROOT, rel).is_file():
             continue
         text = Path(ROOT, rel).read_text(encoding="utf-8", errors="ignore")
-        assert colab.REPO not in text, f"{rel} repeats the repository address; take it from course_lib.colab"
+        assert colab.REPO not in text, f"{rel} repeats the repository address; take it from course_lib.tools.colab"
 
 
 def test_every_course_notebook_has_title_badge_and_one_setup_cell():

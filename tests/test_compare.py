@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from course_lib import synth
-from course_lib.classifier import load_digit_classifier
+from course_lib.models.classifier import load_digit_classifier
 from course_lib.compare import (
     GeneratorReport,
     comparison_table,
@@ -17,7 +17,7 @@ from course_lib.compare import (
     vae_generator,
 )
 from course_lib.validate import CourseInputError
-from course_lib.vae import LAPTOP, SpectrogramVAE
+from course_lib.models.vae import LAPTOP, SpectrogramVAE
 
 
 @pytest.fixture(scope="module")

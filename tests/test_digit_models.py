@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from course_lib import synth
-from course_lib.classifier import load_digit_classifier
+from course_lib.models.classifier import load_digit_classifier
 from course_lib.compare import diffusion_generator, measure_generator, vae_generator
 from course_lib.diffusion import SpectrogramDiffusionPipeline
-from course_lib.vae import SpectrogramVAE, load_min_max, load_vae
+from course_lib.models.vae import SpectrogramVAE, load_min_max, load_vae
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSIFIER = ROOT / "checkpoints" / "digit-classifier"

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from course_lib import drums
-from course_lib.classifier import load_drum_classifier
-from course_lib.unet1d import CONFIGS, UNet1D
+from course_lib.models.classifier import load_drum_classifier
+from course_lib.models.unet1d import CONFIGS, UNet1D
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "checkpoints" / "drum-diffusion"

@@ -10,12 +10,12 @@ import torch
 
 from course_lib import drums
 from course_lib.audio import resample
-from course_lib.classifier import load_drum_classifier, load_style_classifier
+from course_lib.models.classifier import load_drum_classifier, load_style_classifier
 from course_lib.metrics import frechet_audio_distance
 from course_lib.synth import DRUM_CLASSES, drum_dataset
-from course_lib.unet1d import UNet1D, UNet1DConfig
+from course_lib.models.unet1d import UNet1D, UNet1DConfig
 from course_lib.validate import CourseInputError
-from course_lib.vdiffusion import sample
+from course_lib.diffusion.vdiffusion import sample
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

@@ -1,4 +1,4 @@
-"""Tests for course_lib.exercises: stubbing solution regions, building and checking exercise notebooks."""
+"""Tests for course_lib.tools.exercises: stubbing solution regions, building and checking exercise notebooks."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib import exercises
-from course_lib.exercises import (
+from course_lib.tools import exercises
+from course_lib.tools.exercises import (
     BEGIN_MARKER,
     END_MARKER,
     STUB_LINE,
@@ -313,7 +313,7 @@ def test_empty_solutions_folder_passes(tmp_path):
 def test_solution_only_cells_are_dropped_and_badges_point_at_the_exercise():
     import nbformat
 
-    from course_lib.exercises import make_exercise
+    from course_lib.tools.exercises import make_exercise
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [

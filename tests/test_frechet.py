@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from course_lib.classifier import load_style_classifier
+from course_lib.models.classifier import load_style_classifier
 from course_lib.metrics import frechet_audio_distance, frechet_distance
 from course_lib.spectrogram import Mel
 from course_lib.synth import MUSIC_STYLES, music_clip, noise

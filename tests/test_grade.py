@@ -1,4 +1,4 @@
-"""Tests for course_lib.grade: full marks for the solution, 0 for the stub, tampering undone, bad files reported.
+"""Tests for course_lib.tools.grade: full marks for the solution, 0 for the stub, tampering undone, bad files reported.
 
 Each graded notebook starts a kernel (about 1-3 s), so the notebooks are graded in as few runs as possible.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib import grade
-from course_lib.grade import ExerciseResult, NotebookReport, collect_notebooks, format_table, main
+from course_lib.tools import grade
+from course_lib.tools.grade import ExerciseResult, NotebookReport, collect_notebooks, format_table, main
 from course_lib.validate import CourseInputError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -208,4 +208,4 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
 
 def test_default_reference_is_the_repo_exercises_folder():
     folder = grade.default_reference_dir()
-    assert folder is None or (folder.name == "exercises" and folder.parent == Path(grade.__file__).resolve().parent.parent)
+    assert folder is None or (folder.name == "exercises" and folder.parent == Path(grade.__file__).resolve().parents[2])

@@ -1,4 +1,4 @@
-"""`make lab` starts JupyterLab through `python -m course_lib.lab`: start it the same way and ask it for the notebooks."""
+"""`make lab` starts JupyterLab through `python -m course_lib.tools.lab`: start it the same way and ask it for the notebooks."""
 
 import json
 import os
@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from course_lib.lab import REPO_ROOT, free_port, lab_command
+from course_lib.tools.lab import REPO_ROOT, free_port, lab_command
 
 
 def test_lab_command_is_loopback_free_port_and_token():
@@ -36,7 +36,7 @@ def test_free_port_is_bindable():
 def test_lab_serves_the_course_notebooks(tmp_path):
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "course_lib.lab", "--no-browser"],
+        [sys.executable, "-m", "course_lib.tools.lab", "--no-browser"],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.grade import grade_notebook
+from course_lib.tools.grade import grade_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))

@@ -11,7 +11,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 
 from course_lib import hub, synth
-from course_lib.classifier import load_style_classifier
+from course_lib.models.classifier import load_style_classifier
 from course_lib.diffusion import SpectrogramDiffusionPipeline
 from course_lib.metrics import frechet_audio_distance
 

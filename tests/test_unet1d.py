@@ -1,4 +1,4 @@
-"""Tests of course_lib.unet1d: shapes, parameter counts, conditioning, attention maths, saving, bad input."""
+"""Tests of course_lib.models.unet1d: shapes, parameter counts, conditioning, attention maths, saving, bad input."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.unet1d import (
+from course_lib.models.unet1d import (
     CONFIGS,
     Modulation,
     SelfAttention,

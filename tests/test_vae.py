@@ -1,4 +1,4 @@
-"""Tests for course_lib.vae: shapes of both configurations, the KL term against hand-computed values,
+"""Tests for course_lib.models.vae: shapes of both configurations, the KL term against hand-computed values,
 the reparameterisation's statistics, determinism, save/load, training through course_lib.training
 (the loss falls; a resumed run equals an uninterrupted one), lesson 01's preprocessing and the way
 back to audio, bad input, and the shipped checkpoint against the mean-spectrogram baseline."""
@@ -14,7 +14,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from course_lib import synth, training, vae
+from course_lib import synth, training
+from course_lib.models import vae
 from course_lib.metrics import spectral_convergence
 from course_lib.preprocess import PreprocessingPipeline, load_features, preprocess_folder
 from course_lib.spectrogram import magnitude, stft

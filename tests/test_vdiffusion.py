@@ -1,4 +1,4 @@
-"""Tests of course_lib.vdiffusion: schedule algebra, the v-loss, the samplers (against exact answers), training."""
+"""Tests of course_lib.diffusion.vdiffusion: schedule algebra, the v-loss, the samplers (against exact answers), training."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import vdiffusion as vd
+from course_lib.diffusion import vdiffusion as vd
 from course_lib.synth import drum_dataset
 from course_lib.training import TrainConfig, train
-from course_lib.unet1d import UNet1D, UNet1DConfig
+from course_lib.models.unet1d import UNet1D, UNet1DConfig
 from course_lib.validate import CourseInputError
 
 torch.set_num_threads(min(2, torch.get_num_threads()))

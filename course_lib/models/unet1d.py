@@ -3,7 +3,7 @@
 ``UNet1D(config)(x, sigma, class_labels)`` takes a batch of noisy waveforms ``x`` of shape
 (batch, channels, samples), the noise level ``sigma`` in [0, 1] of each item (batch,) and,
 optionally, a class per item (batch,), and returns a tensor shaped like ``x``. With
-:mod:`course_lib.vdiffusion` that output is the predicted *velocity* ``v``.
+:mod:`course_lib.diffusion.vdiffusion` that output is the predicted *velocity* ``v``.
 
 The network, level by level (``i = 0`` is the full-resolution level)::
 

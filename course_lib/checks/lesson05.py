@@ -6,7 +6,7 @@
 4. :func:`check_to_24bit`: float samples to 24-bit PCM integers, as a WAV file for a DAW stores them.
 
 The references are the formulas, in NumPy float64, written here independently of
-:mod:`course_lib.vdiffusion`. Noise levels ``sigma`` run from 0 (clean) to 1 (pure noise), with
+:mod:`course_lib.diffusion.vdiffusion`. Noise levels ``sigma`` run from 0 (clean) to 1 (pure noise), with
 ``alpha = cos(sigma * pi / 2)`` and ``beta = sin(sigma * pi / 2)``.
 """
 

@@ -1,6 +1,6 @@
 """Feedback for the course's exercises: each ``check_*`` tests a learner's answer and explains.
 
-How an exercise works (see :mod:`course_lib.exercises` for the notebook conventions):
+How an exercise works (see :mod:`course_lib.tools.exercises` for the notebook conventions):
 
 - the learner writes a function (or computes a value) in an answer cell;
 - the check cell right after it calls one of the functions below, passing the learner's object:
@@ -12,7 +12,7 @@ prints one line, ``✅ <exercise title>: passed (<short detail>)``. On failure i
 :class:`ExerciseFailed` (an ``AssertionError``) whose message says which case failed, what was
 expected, what came back, and a hint at the usual cause. A function that still raises
 ``NotImplementedError`` (the stub of an exercise notebook) fails with a friendly "not
-answered yet" message. The grader (:mod:`course_lib.grade`) counts an exercise as passed when
+answered yet" message. The grader (:mod:`course_lib.tools.grade`) counts an exercise as passed when
 its check cell runs without an error.
 
 Lesson 01 exercises:
@@ -31,10 +31,10 @@ Lesson 03: :func:`check_model_range`, :func:`check_training_loss`, :func:`check_
 Lesson 04: :func:`check_audio_seconds`, :func:`check_delay_pattern`, :func:`check_guidance`,
 :func:`check_remove_padding`.
 
-Lesson 05 (in :mod:`course_lib.checks_waveform`, re-exported here): ``check_v_target``,
+Lesson 05 (in :mod:`course_lib.checks.lesson05`, re-exported here): ``check_v_target``,
 ``check_denoise``, ``check_sampler_step``, ``check_to_24bit``.
 
-Lesson 06 (in :mod:`course_lib.checks_vae`, re-exported here): ``check_reparameterise``,
+Lesson 06 (in :mod:`course_lib.checks.lesson06`, re-exported here): ``check_reparameterise``,
 ``check_kl_per_clip``, ``check_vae_objective``, ``check_interpolate``.
 
 Generic helpers: :func:`check_close` and :func:`check_shape`.
@@ -1802,7 +1802,7 @@ def check_epoch_starts(fn: Callable[[Any, int, int, int], Any]) -> None:
 
 
 # Lesson 05's checks live in their own module (imported last: it uses the helpers above).
-from course_lib.checks_waveform import (  # noqa: E402
+from course_lib.checks.lesson05 import (  # noqa: E402
     check_denoise,
     check_sampler_step,
     check_to_24bit,
@@ -1812,7 +1812,7 @@ from course_lib.checks_waveform import (  # noqa: E402
 __all__ += ["check_v_target", "check_denoise", "check_sampler_step", "check_to_24bit"]
 
 # Lesson 06's checks, likewise.
-from course_lib.checks_vae import (  # noqa: E402
+from course_lib.checks.lesson06 import (  # noqa: E402
     check_interpolate,
     check_kl_per_clip,
     check_reparameterise,

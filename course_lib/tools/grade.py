@@ -2,7 +2,7 @@
 
 ::
 
-    python -m course_lib.grade PATH... [--json] [--timeout SECONDS] [--total-timeout SECONDS]
+    python -m course_lib.tools.grade PATH... [--json] [--timeout SECONDS] [--total-timeout SECONDS]
                                        [--reference DIR] [--profile quick|full]
 
 ``PATH`` is a submitted notebook or a folder of them (searched recursively; checkpoint folders
@@ -15,7 +15,7 @@ are skipped). For each notebook the grader
    reference decides which exercises exist and their points, and each check cell's source is
    replaced by the released one, so that editing a check does not help (the output says how many
    were restored). A check cell is matched by its ``course.exercise`` id (see
-   :mod:`course_lib.exercises`); a check cell that is missing from the submission counts as
+   :mod:`course_lib.tools.exercises`); a check cell that is missing from the submission counts as
    failed. Without a reference the notebook is graded as it is, and the output says so;
 3. runs it top to bottom in a fresh ``python3`` kernel (nbclient, errors allowed, so one broken
    cell does not stop the rest) with the notebook's folder as working directory and
@@ -47,9 +47,10 @@ from typing import Any, Sequence
 
 from nbformat import NotebookNode
 
-from course_lib.exercises import METADATA_KEY, find_check_cells, read_notebook
+from course_lib.tools.exercises import METADATA_KEY, find_check_cells, read_notebook
 from course_lib.settings import PROFILES
-from course_lib.validate import CourseInputError, check_dir
+from course_lib.errors import CourseInputError
+from course_lib.io import REPO_ROOT, check_dir
 
 __all__ = [
     "ExerciseResult",
@@ -115,7 +116,7 @@ class NotebookReport:
 
 def default_reference_dir() -> Path | None:
     """The repository's ``exercises/`` folder when ``course_lib`` runs from a checkout, else None."""
-    folder = Path(__file__).resolve().parent.parent / "exercises"
+    folder = REPO_ROOT / "exercises"
     return folder if folder.is_dir() else None
 
 
@@ -362,7 +363,7 @@ def format_table(reports: Sequence[NotebookReport]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; returns 0 when grading ran (whatever the marks), 2 on bad arguments."""
     parser = argparse.ArgumentParser(
-        prog="python -m course_lib.grade",
+        prog="python -m course_lib.tools.grade",
         description="Grade submitted exercise notebooks: run each in a fresh kernel and count passing check cells.",
     )
     parser.add_argument("paths", nargs="+", help="notebooks or folders of notebooks")

@@ -5,7 +5,7 @@
 3. :func:`check_vae_objective`: ``MSE + kl_weight * KL``, the number a VAE is trained to lower.
 4. :func:`check_interpolate`: evenly spaced codes from one latent vector to another, both ends included.
 
-The references are the formulas in NumPy float64, written here independently of :mod:`course_lib.vae`.
+The references are the formulas in NumPy float64, written here independently of :mod:`course_lib.models.vae`.
 Codes are (B, D) tensors: B clips, D latent numbers.
 """
 
@@ -168,7 +168,7 @@ def check_vae_objective(fn: Callable[[Any, Any, Any, Any, float], Any]) -> None:
 
     ``recon`` and ``x`` are (B, 1, H, W) spectrograms; the MSE is the mean over every number (as
     ``torch.nn.functional.mse_loss``); the KL is the per-clip KL of exercise 2, averaged over the
-    batch. This is :func:`course_lib.vae.vae_loss` given the decoder's output.
+    batch. This is :func:`course_lib.models.vae.vae_loss` given the decoder's output.
     """
     __tracebackhide__ = True
     import torch

@@ -4,8 +4,8 @@ The course keeps one source of truth per exercise notebook: the *solution* noteb
 ``solutions/``. The exercise notebook in ``exercises/`` is generated from it and never edited
 by hand::
 
-    python -m course_lib.exercises build  [--solutions solutions] [--out exercises]
-    python -m course_lib.exercises check  [--solutions solutions] [--out exercises]
+    python -m course_lib.tools.exercises build  [--solutions solutions] [--out exercises]
+    python -m course_lib.tools.exercises check  [--solutions solutions] [--out exercises]
 
 ``build`` (re)writes every exercise notebook whose bytes would change; ``check`` writes nothing
 and exits with 1, listing the exercise notebooks that are missing, out of date, or left over
@@ -50,7 +50,7 @@ Check cells. The code cell that tests an exercise carries this cell metadata::
 - ``course.points`` is a whole number ≥ 1 (optional, default 1).
 
 Its source usually calls a :mod:`course_lib.checks` function, e.g. ``check_denormalise(denormalise)``.
-The grader (:mod:`course_lib.grade`) counts an exercise as passed when its check cell runs
+The grader (:mod:`course_lib.tools.grade`) counts an exercise as passed when its check cell runs
 without an error, and restores each check cell's source from the released exercise notebook.
 
 Generated notebooks have every output and execution count removed, the volatile cell metadata
@@ -74,7 +74,8 @@ from typing import Any, Sequence
 import nbformat
 from nbformat import NotebookNode
 
-from course_lib.validate import CourseInputError, check_dir
+from course_lib.errors import CourseInputError
+from course_lib.io import check_dir
 
 __all__ = [
     "BEGIN_MARKER",
@@ -378,7 +379,7 @@ def check(solutions_dir: Path | str = "solutions", out_dir: Path | str = "exerci
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``build`` or ``check``; returns the exit code (0 ok, 1 problems, 2 bad arguments)."""
     parser = argparse.ArgumentParser(
-        prog="python -m course_lib.exercises",
+        prog="python -m course_lib.tools.exercises",
         description="Build exercise notebooks from solution notebooks, or check that they are up to date.",
     )
     parser.add_argument("command", choices=("build", "check"))
@@ -405,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problems:
         for line in problems:
             print(line)
-        print(f"{len(problems)} problem(s); run `python -m course_lib.exercises build` and commit the result.")
+        print(f"{len(problems)} problem(s); run `python -m course_lib.tools.exercises build` and commit the result.")
         return 1
     print(f"exercise notebooks are up to date ({len(_solutions(args.solutions))} solution notebook(s)).")
     return 0

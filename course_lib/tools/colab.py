@@ -3,8 +3,8 @@
 ``REPO`` below is the one place the repository address is written. The Open-in-Colab badges,
 each notebook's setup cell and the README's lesson table are generated from it:
 
-    python -m course_lib.colab sync     # rewrite them after changing REPO or adding a notebook
-    python -m course_lib.colab check    # exit 1 if anything is out of date (a test runs this)
+    python -m course_lib.tools.colab sync     # rewrite them after changing REPO or adding a notebook
+    python -m course_lib.tools.colab check    # exit 1 if anything is out of date (a test runs this)
 
 A fork changes ``REPO`` and runs ``sync``.
 """
@@ -21,7 +21,7 @@ import nbformat
 REPO = "generating-audio-course/course"
 BRANCH = "main"
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from course_lib.io import REPO_ROOT
 NOTEBOOK_DIRS = ("notebooks", "solutions", "exercises")
 SETUP_TAG = "setup"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print("updated: " + ", ".join(stale) if stale else "everything was up to date")
         return 0
     if stale:
-        print("out of date (run `python -m course_lib.colab sync`): " + ", ".join(stale))
+        print("out of date (run `python -m course_lib.tools.colab sync`): " + ", ".join(stale))
         return 1
     print("badges, setup cells and the README lesson table are up to date")
     return 0

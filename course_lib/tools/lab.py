@@ -1,4 +1,4 @@
-"""Start JupyterLab on the course: ``python -m course_lib.lab`` (what ``make lab`` runs).
+"""Start JupyterLab on the course: ``python -m course_lib.tools.lab`` (what ``make lab`` runs).
 
 The server listens on the loopback address only, on a free port, with a fresh random token,
 and opens the lesson folder. The URL with its token is printed so you can open it yourself
@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from course_lib.io import REPO_ROOT
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -113,7 +113,7 @@ def _config(model: Any) -> Any:
     config = getattr(model, "config", None)
     if not isinstance(model, torch.nn.Module) or config is None or not hasattr(config, "num_classes"):
         raise CourseInputError(
-            f"model: expected a waveform U-Net such as course_lib.unet1d.UNet1D, got {type(model).__name__}."
+            f"model: expected a waveform U-Net such as course_lib.models.unet1d.UNet1D, got {type(model).__name__}."
         )
     return config
 

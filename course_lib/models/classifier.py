@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from course_lib.hub import checkpoint_dir, missing_checkpoint_error
 from course_lib.validate import (
     CourseInputError,
     as_float_tensor,
@@ -39,7 +40,6 @@ __all__ = [
     "DEFAULT_CONFIG",
     "StyleClassifier",
     "log_mel_features",
-    "default_checkpoint_dir",
     "load_style_classifier",
     "load_drum_classifier",
     "load_digit_classifier",
@@ -258,37 +258,17 @@ class StyleClassifier(nn.Module):
         return model.to(device).eval()
 
 
-def default_checkpoint_dir(name: str = "style-classifier") -> Path:
-    """Where a shipped checkpoint (a model or a diffusers pipeline folder) lives: ``<repo>/checkpoints/<name>``.
-
-    The repository root is the folder above the ``course_lib`` package (an editable install or a
-    clone); failing that, the current folder and its parents are searched.
-    """
-    rel = Path("checkpoints") / name
-    candidates = [Path(__file__).resolve().parents[1] / rel]
-    cwd = Path.cwd().resolve()
-    candidates += [p / rel for p in (cwd, *cwd.parents)]
-    for c in candidates:
-        if (c / CONFIG_NAME).is_file() or (c / "model_index.json").is_file():  # a model or a pipeline folder
-            return c
-    return candidates[0]
-
-
-def _load_shipped(name: str, script: str, folder: str | os.PathLike | None, device: str | torch.device
-                  ) -> StyleClassifier:
-    root = default_checkpoint_dir(name) if folder is None else folder
+def _load_shipped(name: str, folder: str | os.PathLike | None, device: str | torch.device) -> StyleClassifier:
+    root = checkpoint_dir(name) if folder is None else folder
     if folder is None and not (Path(root) / CONFIG_NAME).is_file():
-        raise CourseInputError(
-            f"folder: the shipped checkpoint was not found at {str(root)!r}; run this from a clone of the "
-            f"course (pip install -e .), or train one with `python scripts/{script}`."
-        )
+        raise missing_checkpoint_error(name, Path(root))
     return StyleClassifier.from_pretrained(root, device=device)
 
 
 def load_style_classifier(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu"
                           ) -> StyleClassifier:
     """The course-trained music-style classifier that ships with the repository (or the one in ``folder``)."""
-    return _load_shipped("style-classifier", "train_style_classifier.py", folder, device)
+    return _load_shipped("style-classifier", folder, device)
 
 
 def load_digit_classifier(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu"
@@ -298,7 +278,7 @@ def load_digit_classifier(folder: str | os.PathLike | None = None, device: str |
     Lesson 06 uses it as the judge of its generators: which word a generated clip sounds like, and
     its embedding for Fréchet distances between sets of clips.
     """
-    return _load_shipped("digit-classifier", "train_digit_classifier.py", folder, device)
+    return _load_shipped("digit-classifier", folder, device)
 
 
 def load_drum_classifier(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu"
@@ -308,7 +288,7 @@ def load_drum_classifier(folder: str | os.PathLike | None = None, device: str | 
     Lesson 05 uses it to check that generated hits are of the class they were asked for, and its
     embedding for Fréchet distances between sets of one-shots.
     """
-    return _load_shipped("drum-classifier", "train_drum_classifier.py", folder, device)
+    return _load_shipped("drum-classifier", folder, device)
 
 
 def augment_delay_noise(audio: torch.Tensor, gen: torch.Generator, sample_rate: int = 22050,

@@ -302,7 +302,7 @@ class SpectrogramVAE(nn.Module):
         if t.shape[1:] != (1, h, w):
             raise CourseInputError(
                 f"{name}: expected normalised spectrograms of shape (batch, 1, {h}, {w}) or (batch, {h}, {w}), got "
-                f"{tuple(t.shape)}. Make them with course_lib.vae.preprocess_clips (clips of "
+                f"{tuple(t.shape)}. Make them with course_lib.models.vae.preprocess_clips (clips of "
                 f"{self.config.duration:g} s at {self.config.sample_rate} Hz)."
             )
         lo, hi = float(t.min()), float(t.max())
@@ -457,9 +457,9 @@ def _atomic_write(path: Path, writer: Any) -> None:
 
 def load_vae(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> SpectrogramVAE:
     """The course-trained spectrogram VAE that ships in ``checkpoints/spectrogram-vae`` (or the one in ``folder``)."""
-    from course_lib.classifier import default_checkpoint_dir
+    from course_lib.hub import checkpoint_dir
 
-    root = default_checkpoint_dir(CHECKPOINT_NAME) if folder is None else folder
+    root = checkpoint_dir(CHECKPOINT_NAME) if folder is None else folder
     if folder is None and not (Path(root) / CONFIG_NAME).is_file():
         raise CourseInputError(
             f"folder: the shipped checkpoint was not found at {str(root)!r}; run this from a clone of the course "
