@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.course-installed
 # and a training step measured 10x slower with the default policy than without it.
 TEST_ENV := COURSE_PROFILE=quick HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONHASHSEED=0 OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: lab test install ffmpeg exercises bench clean help
+.PHONY: lab test install ffmpeg exercises bench clean help imports
 
 help:
 	@echo "make lab    - install (first time) and open JupyterLab on the course"
@@ -35,8 +35,13 @@ lab: install
 	$(BIN)/python -m course_lib.tools.lab
 
 test: install
+	$(BIN)/lint-imports --config .importlinter
 	$(TEST_ENV) $(BIN)/python -m course_lib.tools.exercises check
 	$(TEST_ENV) $(BIN)/python -m pytest tests notebooks solutions --nbval-lax --nbval-current-env --ignore=tests/fixtures -p no:cacheprovider
+
+# The package's layers (README, "Layout"): arrows point down only, teacher tools stand apart.
+imports: $(STAMP)
+	$(BIN)/lint-imports --config .importlinter
 
 exercises: $(STAMP)
 	$(BIN)/python -m course_lib.tools.exercises build

@@ -1,4 +1,7 @@
-"""Input checks shared by every public function of ``course_lib``.
+"""Input checks shared by every public function of ``course_lib`` (foundation layer).
+
+torch is imported inside :func:`as_float_tensor` only, so the teacher's tools can use the number checks
+without loading torch.
 
 Each check raises :class:`CourseInputError` (a ``ValueError``) whose message names the
 argument, says what is wrong with it and how to fix it. Learners see these messages far more
@@ -7,16 +10,15 @@ often than tracebacks from deep inside torch, so they are written for people.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-
 
 from course_lib.errors import CourseInputError
 from course_lib.io import check_dir, check_file, prepare_output_dir
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "CourseInputError", "as_float_tensor", "check_sample_rate", "check_number", "check_positive_int",
@@ -25,7 +27,7 @@ __all__ = [
 
 
 def _describe(x: Any) -> str:
-    if isinstance(x, (np.ndarray, torch.Tensor)):
+    if isinstance(x, np.ndarray) or (hasattr(x, "shape") and hasattr(x, "dtype")):
         return f"{type(x).__name__} of shape {tuple(x.shape)} and dtype {x.dtype}"
     return type(x).__name__
 
@@ -44,6 +46,8 @@ def as_float_tensor(
     Rejects integer PCM (with the scale to divide by), empty arrays, wrong rank, NaN and inf.
     A float64 input becomes float32; a tensor keeps its device.
     """
+    import torch
+
     if isinstance(x, (list, tuple)):
         x = np.asarray(x)
     if isinstance(x, np.ndarray):

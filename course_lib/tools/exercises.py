@@ -244,7 +244,7 @@ def read_notebook(path: Path | str, name: str = "path") -> NotebookNode:
 
     Raises :class:`ExerciseFormatError` (naming the file) when it is not a readable notebook.
     """
-    from course_lib.validate import check_file
+    from course_lib.io import check_file
 
     p = check_file(path, name)
     try:
