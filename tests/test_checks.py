@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import math
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import librosa
 import numpy as np
@@ -13,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_lib import checks
+from course_lib.checks import lesson01
 from course_lib.checks import (
     ExerciseFailed,
     check_batched_log_spectrogram,
@@ -122,8 +127,8 @@ def test_mel_equivalent_natural_log_form_passes():
 
 
 def test_mel_reference_values():
-    assert checks._mel_ref(np.array([700.0]))[0] == pytest.approx(2595 * math.log10(2))
-    assert checks._hz_ref(checks._mel_ref(np.array([1234.5])))[0] == pytest.approx(1234.5)
+    assert lesson01._mel_ref(np.array([700.0]))[0] == pytest.approx(2595 * math.log10(2))
+    assert lesson01._hz_ref(lesson01._mel_ref(np.array([1234.5])))[0] == pytest.approx(1234.5)
 
 
 def test_mel_natural_log_instead_of_log10():
@@ -245,8 +250,8 @@ def test_log_spectrogram_rfft_of_frames_passes():
 
 def test_log_spectrogram_reference_matches_librosa():
     # The check's own reference against librosa's STFT + amplitude_to_db (librosa >= 0.10 pads with zeros).
-    for _, batch in checks._log_spec_batches():
-        ref = checks._log_spec_ref(batch)
+    for _, batch in lesson01._log_spec_batches():
+        ref = lesson01._log_spec_ref(batch)
         for i, clip in enumerate(batch.astype(np.float64)):
             mag = np.abs(librosa.stft(clip, n_fft=512, hop_length=256, center=True, pad_mode="constant"))[:-1]
             want = librosa.amplitude_to_db(mag, ref=1.0, amin=1e-5, top_db=80.0)
@@ -256,7 +261,7 @@ def test_log_spectrogram_reference_matches_librosa():
 def test_log_spectrogram_known_frequency():
     # A 1 kHz tone at 16 kHz peaks in bin 1000 / (16000 / 512) = 32.
     t = np.arange(4096) / 16000
-    ref = checks._log_spec_ref(np.sin(2 * np.pi * 1000 * t)[None, :])
+    ref = lesson01._log_spec_ref(np.sin(2 * np.pi * 1000 * t)[None, :])
     assert ref.shape == (1, 256, 17)
     assert int(np.argmax(ref[0, :, 8])) == 32
     assert ref.max() - ref.min() == pytest.approx(80.0)
@@ -357,14 +362,14 @@ def test_griffin_lim_right_answer_passes_and_is_deterministic(capsys):
 
 
 def test_griffin_lim_bound_is_met_with_margin():
-    y, n_fft, hop = checks._griffin_lim_signal()
-    target = np.abs(checks._stft_np(y, n_fft, hop))
+    y, n_fft, hop = lesson01._griffin_lim_signal()
+    target = np.abs(lesson01._stft_np(y, n_fft, hop))
     torch.manual_seed(0)
     wave = griffin_lim(torch.from_numpy(target.astype(np.float32)), n_fft, hop, 32).numpy()
-    sc = checks._spectral_convergence(target, wave, n_fft, hop, y.size)
+    sc = lesson01._spectral_convergence(target, wave, n_fft, hop, y.size)
     assert 0.05 < sc < checks.GRIFFIN_LIM_BOUND - 0.03
     # The true signal itself is (numerically) perfectly consistent.
-    assert checks._spectral_convergence(target, y, n_fft, hop, y.size) < 1e-10
+    assert lesson01._spectral_convergence(target, y, n_fft, hop, y.size) < 1e-10
 
 
 def test_griffin_lim_without_iterations_fails():
@@ -456,7 +461,7 @@ def test_denormalise_reference_inverts_normalisation(omin, span, target):
     lo, hi = target
     x = np.linspace(omin, omin + span, 11)
     norm = (x - omin) / span * (hi - lo) + lo
-    np.testing.assert_allclose(checks._denorm_ref(norm, omin, omin + span, lo, hi), x, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(lesson01._denorm_ref(norm, omin, omin + span, lo, hi), x, rtol=1e-9, atol=1e-9)
 
 
 # Every check that takes one answer function: a stub that still raises NotImplementedError gets the friendly
@@ -483,3 +488,72 @@ def test_every_check_handles_a_stub_and_a_non_callable(name):
         check(stub)
     with pytest.raises(CourseInputError, match="without calling it"):
         check(3)
+
+
+# ----------------------------------------------------------------------------- the package's shape
+
+CHECKS_DIR = Path(checks.__file__).parent
+LESSON_MODULES = ["lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06"]
+
+
+def _course_imports(path: Path) -> set[str]:
+    """The course_lib modules a file imports, inside functions too."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("course_lib"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("course_lib")}
+    return found
+
+
+def test_lesson_modules_import_only_the_harness():
+    assert not {m for m in _course_imports(CHECKS_DIR / "harness.py") if m.startswith("course_lib.checks")}
+    for name in LESSON_MODULES:
+        inside = {m for m in _course_imports(CHECKS_DIR / f"{name}.py") if m.startswith("course_lib.checks")}
+        assert inside <= {"course_lib.checks.harness"}, (name, inside)
+
+
+def test_package_re_exports_every_check():
+    import importlib
+
+    expected = {"ExerciseFailed", "check_close", "check_shape"}
+    for name in LESSON_MODULES:
+        module = importlib.import_module(f"course_lib.checks.{name}")
+        expected |= set(module.__all__)
+        for public in module.__all__:
+            assert getattr(checks, public) is getattr(module, public), public
+    assert set(checks.__all__) == expected
+    assert len(checks.__all__) == len(expected)
+
+
+def test_importing_the_checks_does_not_import_torch():
+    code = "import sys, course_lib.checks; print('torch' in sys.modules, 'diffusers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_reloading_the_package_restores_patched_checks():
+    # The grader reloads course_lib.checks before each check cell: patches of the lesson modules and
+    # of the harness must not survive it (run in a fresh interpreter: a reload makes a new ExerciseFailed).
+    code = """
+import importlib
+import course_lib.checks as checks
+from course_lib.checks import harness, lesson01, lesson05
+lesson01.check_playback = lambda fn: None
+lesson05.check_v_target = lambda fn: None
+harness.all_close = lambda *args: True
+importlib.reload(checks)
+from course_lib.checks import *
+for check in (check_playback, check_v_target):
+    try:
+        check(lambda *args: 0.0)
+    except ExerciseFailed:
+        pass
+    else:
+        raise SystemExit(check.__name__ + " was not restored")
+assert harness.all_close is not None and not harness.all_close(harness.np.zeros(1), harness.np.ones(1), 0, 0)
+print("restored")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and "restored" in result.stdout, result.stdout + result.stderr

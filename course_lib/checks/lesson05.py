@@ -17,19 +17,19 @@ from typing import Any, Callable
 
 import numpy as np
 
-from course_lib.checks import (
-    _DIFFUSION_ATOL,
-    _DIFFUSION_RTOL,
+from course_lib.checks.harness import (
+    DIFFUSION_ATOL,
+    DIFFUSION_RTOL,
     ExerciseFailed,
-    _call_with_hint,
-    _check_unchanged,
-    _close,
-    _diagnose,
-    _need_callable,
-    _np,
-    _passed,
-    _tensor_result,
-    _worst,
+    all_close,
+    as_numpy,
+    call_answer_with_hint,
+    diagnose,
+    need_callable,
+    print_passed,
+    require_unchanged,
+    tensor_result,
+    worst_difference,
 )
 
 __all__ = ["check_v_target", "check_denoise", "check_sampler_step", "check_to_24bit"]
@@ -62,7 +62,7 @@ def check_v_target(fn: Callable[[Any, Any, Any], Any]) -> None:
     import torch
 
     title = "The v-objective's target"
-    _need_callable(fn, "fn", "check_v_target(v_target)")
+    need_callable(fn, "fn", "check_v_target(v_target)")
     signature = "fn(x0, noise, sigma) -> v"
     gen = torch.Generator().manual_seed(50)
     cases = []
@@ -75,15 +75,15 @@ def check_v_target(fn: Callable[[Any, Any, Any], Any]) -> None:
     for case, x0, noise, sigma in cases:
         inputs = (x0, noise, sigma)
         copies = tuple(v.clone() for v in inputs)
-        got = _call_with_hint(title, fn, case, *copies, signature=signature, hint=_SIGMA_HINT)
-        _check_unchanged(title, case, inputs, copies, ("x0", "noise", "sigma"))
-        a, b = _angles(_np(sigma))
-        c, n = _np(x0), _np(noise)
+        got = call_answer_with_hint(title, fn, case, *copies, signature=signature, hint=_SIGMA_HINT)
+        require_unchanged(title, case, inputs, copies, ("x0", "noise", "sigma"))
+        a, b = _angles(as_numpy(sigma))
+        c, n = as_numpy(x0), as_numpy(noise)
         want = a * n - b * c
-        array = _tensor_result(title, got, case, want, "reshape the per-clip angles to (B, 1, 1), not the clips.")
-        if not _close(array, want, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
-            s = _np(sigma).reshape(-1, 1, 1)
-            hint = _diagnose(array, [
+        array = tensor_result(title, got, case, want, "reshape the per-clip angles to (B, 1, 1), not the clips.")
+        if not all_close(array, want, DIFFUSION_ATOL, DIFFUSION_RTOL):
+            s = as_numpy(sigma).reshape(-1, 1, 1)
+            hint = diagnose(array, [
                 (b * c - a * n, "the sign is flipped: v = alpha * noise - beta * x0."),
                 (b * n - a * c, "alpha and beta are swapped: alpha = cos(sigma * pi / 2) goes with the noise in v."),
                 (a * c + b * n, "that is the noisy clip x_sigma = alpha * x0 + beta * noise; v = alpha * noise - beta * x0."),
@@ -91,8 +91,8 @@ def check_v_target(fn: Callable[[Any, Any, Any], Any]) -> None:
                 (np.sqrt(1 - s) * n - np.sqrt(s) * c, ("v-diffusion uses the angles alpha = cos(sigma * pi / 2), "
                                                        "beta = sin(sigma * pi / 2), not square roots of sigma.")),
             ], "v = cos(sigma * pi / 2) * noise - sin(sigma * pi / 2) * x0, per clip.")
-            raise ExerciseFailed(title, f"on case {case}: {_worst(array, want)}.", hint)
-    _passed(title, "3 cases: mixed levels, stereo, and sigma 0 and 1")
+            raise ExerciseFailed(title, f"on case {case}: {worst_difference(array, want)}.", hint)
+    print_passed(title, "3 cases: mixed levels, stereo, and sigma 0 and 1")
 
 
 def check_denoise(fn: Callable[[Any, Any, Any], Any]) -> None:
@@ -107,7 +107,7 @@ def check_denoise(fn: Callable[[Any, Any, Any], Any]) -> None:
     import torch
 
     title = "From a predicted v back to the clip and the noise"
-    _need_callable(fn, "fn", "check_denoise(denoise)")
+    need_callable(fn, "fn", "check_denoise(denoise)")
     signature = "fn(x_sigma, v, sigma) -> (x0_hat, noise_hat)"
     gen = torch.Generator().manual_seed(51)
     cases = []
@@ -125,13 +125,13 @@ def check_denoise(fn: Callable[[Any, Any, Any], Any]) -> None:
     for case, x_sigma, v, sigma in cases:
         inputs = (x_sigma, v, sigma)
         copies = tuple(t.clone() for t in inputs)
-        got = _call_with_hint(title, fn, case, *copies, signature=signature, hint=_SIGMA_HINT)
-        _check_unchanged(title, case, inputs, copies, ("x_sigma", "v", "sigma"))
+        got = call_answer_with_hint(title, fn, case, *copies, signature=signature, hint=_SIGMA_HINT)
+        require_unchanged(title, case, inputs, copies, ("x_sigma", "v", "sigma"))
         if not isinstance(got, (tuple, list)) or len(got) != 2:
             raise ExerciseFailed(title, f"on case {case}, expected a pair (x0_hat, noise_hat), got {type(got).__name__}.",
                                  "return both estimates: `return x0_hat, noise_hat`.")
-        a, b = _angles(_np(sigma))
-        x, vv = _np(x_sigma), _np(v)
+        a, b = _angles(as_numpy(sigma))
+        x, vv = as_numpy(x_sigma), as_numpy(v)
         want_x0, want_noise = a * x - b * vv, b * x + a * vv
         for what, value, want, wrong in [
             ("x0_hat", got[0], want_x0, [(a * x + b * vv, "x0_hat = alpha * x_sigma - beta * v (minus, not plus)."),
@@ -139,11 +139,11 @@ def check_denoise(fn: Callable[[Any, Any, Any], Any]) -> None:
             ("noise_hat", got[1], want_noise, [(b * x - a * vv, "noise_hat = beta * x_sigma + alpha * v (plus, not minus)."),
                                                (a * x - b * vv, "that is the clip estimate; noise_hat = beta * x_sigma + alpha * v.")]),
         ]:
-            array = _tensor_result(title, value, f"{case} ({what})", want)
-            if not _close(array, want, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
-                hint = _diagnose(array, wrong, "rotate back: x0 = alpha * x_sigma - beta * v, noise = beta * x_sigma + alpha * v.")
-                raise ExerciseFailed(title, f"on case {case}, {what}: {_worst(array, want)}.", hint)
-    _passed(title, "3 cases; the true v gives back the true clip and noise, an imperfect v follows the same formulas")
+            array = tensor_result(title, value, f"{case} ({what})", want)
+            if not all_close(array, want, DIFFUSION_ATOL, DIFFUSION_RTOL):
+                hint = diagnose(array, wrong, "rotate back: x0 = alpha * x_sigma - beta * v, noise = beta * x_sigma + alpha * v.")
+                raise ExerciseFailed(title, f"on case {case}, {what}: {worst_difference(array, want)}.", hint)
+    print_passed(title, "3 cases; the true v gives back the true clip and noise, an imperfect v follows the same formulas")
 
 
 def check_sampler_step(fn: Callable[[Any, Any, float, float], Any]) -> None:
@@ -158,7 +158,7 @@ def check_sampler_step(fn: Callable[[Any, Any, float, float], Any]) -> None:
     import torch
 
     title = "One step of the deterministic v-sampler"
-    _need_callable(fn, "fn", "check_sampler_step(sampler_step)")
+    need_callable(fn, "fn", "check_sampler_step(sampler_step)")
     signature = "fn(x, v, sigma, sigma_next) -> x_next"
     gen = torch.Generator().manual_seed(52)
     plan = [((2, 1, 64), 1.0, 0.98), ((3, 1, 32), 0.6, 0.5), ((2, 2, 32), 0.3, 0.25), ((2, 1, 32), 0.02, 0.0)]
@@ -168,24 +168,24 @@ def check_sampler_step(fn: Callable[[Any, Any, float, float], Any]) -> None:
         case = f"sigma {s:g} -> {s_next:g}, x of shape {shape}" + (" (the last step)" if s_next == 0 else "")
         inputs = (x, v)
         copies = tuple(t.clone() for t in inputs)
-        got = _call_with_hint(title, fn, case, copies[0], copies[1], s, s_next, signature=signature,
+        got = call_answer_with_hint(title, fn, case, copies[0], copies[1], s, s_next, signature=signature,
                               hint="sigma and sigma_next are Python floats here: math.cos / math.sin work on them.")
-        _check_unchanged(title, case, inputs, copies, ("x", "v"))
+        require_unchanged(title, case, inputs, copies, ("x", "v"))
         a, b = math.cos(s * math.pi / 2), math.sin(s * math.pi / 2)
         an, bn = math.cos(s_next * math.pi / 2), math.sin(s_next * math.pi / 2)
-        xx, vv = _np(x), _np(v)
+        xx, vv = as_numpy(x), as_numpy(v)
         x0_hat, noise_hat = a * xx - b * vv, b * xx + a * vv
         want = an * x0_hat + bn * noise_hat
-        array = _tensor_result(title, got, case, want)
-        if not _close(array, want, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
-            hint = _diagnose(array, [
+        array = tensor_result(title, got, case, want)
+        if not all_close(array, want, DIFFUSION_ATOL, DIFFUSION_RTOL):
+            hint = diagnose(array, [
                 (x0_hat, "that is the clean estimate; the step puts it back at the lower level sigma_next."),
                 (a * x0_hat + b * noise_hat, "mix at the NEW level: alpha_next = cos(sigma_next * pi / 2), and beta_next."),
                 (an * x0_hat + bn * (b * xx - a * vv), "noise_hat = beta * x + alpha * v (check the sign)."),
                 (an * (a * xx + b * vv) + bn * noise_hat, "x0_hat = alpha * x - beta * v (check the sign)."),
             ], "x0_hat = a*x - b*v, noise_hat = b*x + a*v (a, b at sigma); x_next = a'*x0_hat + b'*noise_hat (at sigma_next).")
-            raise ExerciseFailed(title, f"on case {case}: {_worst(array, want)}.", hint)
-    _passed(title, "4 steps from pure noise to the last step; the last returns the clean estimate")
+            raise ExerciseFailed(title, f"on case {case}: {worst_difference(array, want)}.", hint)
+    print_passed(title, "4 steps from pure noise to the last step; the last returns the clean estimate")
 
 
 def check_to_24bit(fn: Callable[[Any], Any]) -> None:
@@ -197,7 +197,7 @@ def check_to_24bit(fn: Callable[[Any], Any]) -> None:
     """
     __tracebackhide__ = True
     title = "Float samples to 24-bit PCM"
-    _need_callable(fn, "fn", "check_to_24bit(to_24bit)")
+    need_callable(fn, "fn", "check_to_24bit(to_24bit)")
     top = 2 ** 23
     rng = np.random.default_rng(53)
     cases = [
@@ -210,7 +210,7 @@ def check_to_24bit(fn: Callable[[Any], Any]) -> None:
     ]
     for case, x in cases:
         before = x.copy()
-        got = _call_with_hint(title, fn, case, x, signature="fn(audio) -> int32 array",
+        got = call_answer_with_hint(title, fn, case, x, signature="fn(audio) -> int32 array",
                               hint="work on a NumPy array: np.round, np.clip and .astype(np.int32) do the job.")
         if not np.array_equal(x, before):
             raise ExerciseFailed(title, f"on case {case}, your function changed its input.",
@@ -239,4 +239,4 @@ def check_to_24bit(fn: Callable[[Any], Any]) -> None:
             i = int(np.argmax(np.abs(got64 - want).ravel()))
             raise ExerciseFailed(title, f"on case {case}: sample {i} (value {xx.ravel()[i]:.9g}) should be "
                                         f"{int(want.ravel()[i])}, got {int(got64.ravel()[i])}.", hint)
-    _passed(title, "4 cases: random samples, the extremes (+1.0 clips), rounding, stereo with overshoot")
+    print_passed(title, "4 cases: random samples, the extremes (+1.0 clips), rounding, stereo with overshoot")

@@ -15,19 +15,19 @@ from typing import Any, Callable
 
 import numpy as np
 
-from course_lib.checks import (
-    _DIFFUSION_ATOL,
-    _DIFFUSION_RTOL,
+from course_lib.checks.harness import (
+    DIFFUSION_ATOL,
+    DIFFUSION_RTOL,
     ExerciseFailed,
-    _call_with_hint,
-    _check_unchanged,
-    _close,
-    _diagnose,
-    _need_callable,
-    _np,
-    _passed,
-    _to_numpy,
-    _worst,
+    all_close,
+    as_numpy,
+    call_answer_with_hint,
+    diagnose,
+    need_callable,
+    print_passed,
+    require_unchanged,
+    to_numpy,
+    worst_difference,
 )
 
 __all__ = ["check_reparameterise", "check_kl_per_clip", "check_vae_objective", "check_interpolate"]
@@ -42,7 +42,7 @@ def _codes(gen: Any, b: int, d: int) -> tuple[Any, Any]:
 
 def _result(title: str, got: Any, case: str, want: np.ndarray, hint: str) -> np.ndarray:
     __tracebackhide__ = True
-    array = _to_numpy(title, got, f"your result on case {case}")
+    array = to_numpy(title, got, f"your result on case {case}")
     if array.shape != want.shape:
         raise ExerciseFailed(title, f"on case {case}, expected shape {want.shape}, got {array.shape}.", hint)
     return array
@@ -60,7 +60,7 @@ def check_reparameterise(fn: Callable[[Any, Any, Any], Any]) -> None:
     import torch
 
     title = "The reparameterisation trick"
-    _need_callable(fn, "fn", "check_reparameterise(reparameterise)")
+    need_callable(fn, "fn", "check_reparameterise(reparameterise)")
     signature = "fn(mu, logvar, eps) -> z"
     gen = torch.Generator().manual_seed(60)
     cases = []
@@ -75,15 +75,15 @@ def check_reparameterise(fn: Callable[[Any, Any, Any], Any]) -> None:
         copies = [t.clone() for t in inputs]
         copies[0].requires_grad_(True)
         copies[1].requires_grad_(True)
-        got = _call_with_hint(title, fn, case, *copies, signature=signature,
+        got = call_answer_with_hint(title, fn, case, *copies, signature=signature,
                               hint="use torch operations on the tensors (torch.exp), so gradients can flow.")
-        _check_unchanged(title, case, inputs, [c.detach() for c in copies], ("mu", "logvar", "eps"))
-        m, lv, e = _np(mu), _np(logvar), _np(eps)
+        require_unchanged(title, case, inputs, [c.detach() for c in copies], ("mu", "logvar", "eps"))
+        m, lv, e = as_numpy(mu), as_numpy(logvar), as_numpy(eps)
         std = np.exp(lv / 2)
         want = m + std * e
         array = _result(title, got, case, want, "z has the shape of mu: one code per clip.")
-        if not _close(array, want, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
-            hint = _diagnose(array, [
+        if not all_close(array, want, DIFFUSION_ATOL, DIFFUSION_RTOL):
+            hint = diagnose(array, [
                 (m + np.exp(lv) * e, "exp(logvar) is the variance; scale eps by the standard deviation exp(logvar / 2)."),
                 (m + lv * e, "logvar is a logarithm: the standard deviation is exp(logvar / 2)."),
                 (m + np.sqrt(np.abs(lv)) * e, "the standard deviation is exp(logvar / 2), not a square root of logvar."),
@@ -91,21 +91,21 @@ def check_reparameterise(fn: Callable[[Any, Any, Any], Any]) -> None:
                 (std * e, "start from the mean: z = mu + exp(logvar / 2) * eps."),
                 (m + np.exp(-lv / 2) * e, "exp(+logvar / 2): a larger logvar means more spread."),
             ], "z = mu + exp(logvar / 2) * eps.")
-            raise ExerciseFailed(title, f"on case {case}: {_worst(array, want)}.", hint)
+            raise ExerciseFailed(title, f"on case {case}: {worst_difference(array, want)}.", hint)
         if not isinstance(got, torch.Tensor) or not got.requires_grad:
             raise ExerciseFailed(title, f"on case {case}, no gradient reaches mu and logvar through your z.",
                                  "stay in torch (no .detach(), .numpy() or torch.tensor(...) around the result): "
                                  "the trick exists so that the encoder can learn through the sample.")
         weights = torch.randn(got.shape, generator=gen)
         (got * weights).sum().backward()
-        w = _np(weights)
+        w = as_numpy(weights)
         for name, grad, want_grad in [("mu", copies[0].grad, w), ("logvar", copies[1].grad, w * std * e / 2)]:
-            g = np.zeros_like(want_grad) if grad is None else _np(grad)
-            if not _close(g, want_grad, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
+            g = np.zeros_like(want_grad) if grad is None else as_numpy(grad)
+            if not all_close(g, want_grad, DIFFUSION_ATOL, DIFFUSION_RTOL):
                 raise ExerciseFailed(title, f"on case {case}, the gradient with respect to {name} is wrong "
-                                            f"({_worst(g, want_grad)}).",
+                                            f"({worst_difference(g, want_grad)}).",
                                      "compute z from mu and logvar themselves, with torch operations.")
-    _passed(title, "3 cases; the values match and gradients flow to mu and logvar")
+    print_passed(title, "3 cases; the values match and gradients flow to mu and logvar")
 
 
 def _kl_ref(m: np.ndarray, lv: np.ndarray) -> np.ndarray:
@@ -122,7 +122,7 @@ def check_kl_per_clip(fn: Callable[[Any, Any], Any]) -> None:
     import torch
 
     title = "The KL term, per clip"
-    _need_callable(fn, "fn", "check_kl_per_clip(kl_per_clip)")
+    need_callable(fn, "fn", "check_kl_per_clip(kl_per_clip)")
     signature = "fn(mu, logvar) -> kl (B,)"
     gen = torch.Generator().manual_seed(61)
     cases = [("the standard normal itself (mu = 0, logvar = 0: KL is 0)", torch.zeros(3, 8), torch.zeros(3, 8))]
@@ -135,12 +135,12 @@ def check_kl_per_clip(fn: Callable[[Any, Any], Any]) -> None:
     for case, mu, logvar in cases:
         inputs = (mu, logvar)
         copies = tuple(t.clone() for t in inputs)
-        got = _call_with_hint(title, fn, case, *copies, signature=signature,
+        got = call_answer_with_hint(title, fn, case, *copies, signature=signature,
                               hint="use torch operations (torch.exp, .sum(dim=1)) on the (B, D) tensors.")
-        _check_unchanged(title, case, inputs, copies, ("mu", "logvar"))
-        m, lv = _np(mu), _np(logvar)
+        require_unchanged(title, case, inputs, copies, ("mu", "logvar"))
+        m, lv = as_numpy(mu), as_numpy(logvar)
         want = _kl_ref(m, lv)
-        array = _to_numpy(title, got, f"your result on case {case}")
+        array = to_numpy(title, got, f"your result on case {case}")
         if array.shape != want.shape:
             hint = "one value per clip: sum over the latent numbers only, .sum(dim=1), and do not average the batch."
             if array.shape == ():
@@ -148,9 +148,9 @@ def check_kl_per_clip(fn: Callable[[Any, Any], Any]) -> None:
             elif array.shape == m.shape:
                 hint = "sum the per-number terms over the latent numbers (dim=1): the KL of a clip is their sum."
             raise ExerciseFailed(title, f"on case {case}, expected shape {want.shape}, got {array.shape}.", hint)
-        if not _close(array, want, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
+        if not all_close(array, want, DIFFUSION_ATOL, DIFFUSION_RTOL):
             d = m.shape[1]
-            hint = _diagnose(array, [
+            hint = diagnose(array, [
                 (2 * want, "the KL has a factor 0.5 in front of the sum."),
                 (-want, "the sign is flipped: the KL is never negative."),
                 (want / d, "sum over the latent numbers, do not average them."),
@@ -159,8 +159,8 @@ def check_kl_per_clip(fn: Callable[[Any, Any], Any]) -> None:
                 (0.5 * (m ** 2 + np.exp(lv) - 1 + lv).sum(axis=1), "it is - logvar at the end: mu² + exp(logvar) - 1 - logvar."),
                 (0.5 * (m + np.exp(lv) - 1 - lv).sum(axis=1), "the mean enters squared: mu²."),
             ], "kl = 0.5 * (mu² + exp(logvar) - 1 - logvar), summed over dim=1.")
-            raise ExerciseFailed(title, f"on case {case}: {_worst(array, want)}.", hint)
-    _passed(title, "4 cases: zero at the standard normal, random codes, latent size 128, a shifted mean")
+            raise ExerciseFailed(title, f"on case {case}: {worst_difference(array, want)}.", hint)
+    print_passed(title, "4 cases: zero at the standard normal, random codes, latent size 128, a shifted mean")
 
 
 def check_vae_objective(fn: Callable[[Any, Any, Any, Any, float], Any]) -> None:
@@ -174,7 +174,7 @@ def check_vae_objective(fn: Callable[[Any, Any, Any, Any, float], Any]) -> None:
     import torch
 
     title = "The VAE's training objective"
-    _need_callable(fn, "fn", "check_vae_objective(vae_objective)")
+    need_callable(fn, "fn", "check_vae_objective(vae_objective)")
     signature = "fn(recon, x, mu, logvar, kl_weight) -> loss"
     gen = torch.Generator().manual_seed(62)
     plan = [("4 clips of 16 x 8, kl_weight 1e-4 (the lesson's)", (4, 1, 16, 8), 6, 1e-4),
@@ -186,21 +186,21 @@ def check_vae_objective(fn: Callable[[Any, Any, Any, Any, float], Any]) -> None:
         mu, logvar = _codes(gen, shape[0], d)
         inputs = (recon, x, mu, logvar)
         copies = tuple(t.clone() for t in inputs)
-        got = _call_with_hint(title, fn, case, *copies, weight, signature=signature,
+        got = call_answer_with_hint(title, fn, case, *copies, weight, signature=signature,
                               hint="torch.nn.functional.mse_loss(recon, x) + kl_weight * (your KL).mean().")
-        _check_unchanged(title, case, inputs, copies, ("recon", "x", "mu", "logvar"))
-        r, xx, m, lv = (_np(t) for t in inputs)
+        require_unchanged(title, case, inputs, copies, ("recon", "x", "mu", "logvar"))
+        r, xx, m, lv = (as_numpy(t) for t in inputs)
         mse = float(((r - xx) ** 2).mean())
         kl = _kl_ref(m, lv)
         want = np.asarray(mse + weight * kl.mean())
-        array = _to_numpy(title, got, f"your result on case {case}")
+        array = to_numpy(title, got, f"your result on case {case}")
         if array.size != 1:
             raise ExerciseFailed(title, f"on case {case}, expected one number (a scalar tensor), got shape {array.shape}.",
                                  "average the KL over the batch (.mean()) so the loss is a single number.")
         array = array.reshape(())
-        if not _close(array, want, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
+        if not all_close(array, want, DIFFUSION_ATOL, DIFFUSION_RTOL):
             sse = float(((r - xx) ** 2).sum())
-            hint = _diagnose(array, [
+            hint = diagnose(array, [
                 (np.asarray(mse + kl.mean()), "multiply the KL by kl_weight."),
                 (np.asarray(weight * mse + kl.mean()), "the weight goes on the KL term, not on the reconstruction."),
                 (np.asarray(mse + weight * kl.sum()), "average the per-clip KL over the batch (.mean()), do not sum it."),
@@ -210,7 +210,7 @@ def check_vae_objective(fn: Callable[[Any, Any, Any, Any, float], Any]) -> None:
                 (np.asarray(mse), "the objective has two terms: add kl_weight * KL."),
             ], "loss = mean((recon - x)²) + kl_weight * mean over clips of the per-clip KL.")
             raise ExerciseFailed(title, f"on case {case}: expected {float(want):.6g}, got {float(array):.6g}.", hint)
-    _passed(title, "3 cases: the lesson's weight, a large weight, and weight 0")
+    print_passed(title, "3 cases: the lesson's weight, a large weight, and weight 0")
 
 
 def check_interpolate(fn: Callable[[Any, Any, int], Any]) -> None:
@@ -223,32 +223,32 @@ def check_interpolate(fn: Callable[[Any, Any, int], Any]) -> None:
     import torch
 
     title = "A straight path through latent space"
-    _need_callable(fn, "fn", "check_interpolate(interpolate)")
+    need_callable(fn, "fn", "check_interpolate(interpolate)")
     signature = "fn(z0, z1, n) -> codes (n, D)"
     gen = torch.Generator().manual_seed(63)
     for case, d, n in [("D = 8, n = 5", 8, 5), ("D = 128, n = 7", 128, 7), ("n = 2 (just the two ends)", 16, 2)]:
         z0, z1 = torch.randn(d, generator=gen), torch.randn(d, generator=gen)
         inputs = (z0, z1)
         copies = tuple(t.clone() for t in inputs)
-        got = _call_with_hint(title, fn, case, *copies, n, signature=signature,
+        got = call_answer_with_hint(title, fn, case, *copies, n, signature=signature,
                               hint="torch.linspace(0, 1, n) gives the fractions; broadcast them as a column (n, 1).")
-        _check_unchanged(title, case, inputs, copies, ("z0", "z1"))
-        a, b = _np(z0), _np(z1)
+        require_unchanged(title, case, inputs, copies, ("z0", "z1"))
+        a, b = as_numpy(z0), as_numpy(z1)
         t = np.linspace(0.0, 1.0, n)[:, None]
         want = a + t * (b - a)
-        array = _to_numpy(title, got, f"your result on case {case}")
+        array = to_numpy(title, got, f"your result on case {case}")
         if array.shape != want.shape:
             hint = "one row per step: shape (n, D)."
             if array.shape == want.T.shape:
                 hint = "rows are the steps: shape (n, D), not (D, n); make the fractions a column, t[:, None]."
             raise ExerciseFailed(title, f"on case {case}, expected shape {want.shape}, got {array.shape}.", hint)
-        if not _close(array, want, _DIFFUSION_ATOL, _DIFFUSION_RTOL):
+        if not all_close(array, want, DIFFUSION_ATOL, DIFFUSION_RTOL):
             t_open = np.linspace(0.0, 1.0, n + 1)[:-1, None]
-            hint = _diagnose(array, [
+            hint = diagnose(array, [
                 (want[::-1], "start at z0 (row 0) and end at z1 (row n - 1)."),
                 (a + t_open * (b - a), "include both ends: t = k / (n - 1), e.g. torch.linspace(0, 1, n)."),
                 (b + t * (a - b), "start at z0: z0 + t * (z1 - z0)."),
                 (a + t * b, "move along the difference: z0 + t * (z1 - z0)."),
             ], "row k = z0 + (k / (n - 1)) * (z1 - z0).")
-            raise ExerciseFailed(title, f"on case {case}: {_worst(array, want)}.", hint)
-    _passed(title, "3 cases; both ends are the given codes and the steps are even")
+            raise ExerciseFailed(title, f"on case {case}: {worst_difference(array, want)}.", hint)
+    print_passed(title, "3 cases; both ends are the given codes and the steps are even")

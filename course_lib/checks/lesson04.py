@@ -1,0 +1,172 @@
+"""Checks for lesson 04's exercises (MusicGen); re-exported by :mod:`course_lib.checks`.
+
+1. :func:`check_audio_seconds`: how many seconds of audio ``max_new_tokens`` give (the delay frames).
+2. :func:`check_delay_pattern`: lay codes (codebooks, frames) out in MusicGen's delay pattern.
+3. :func:`check_guidance`: classifier-free guidance on logits.
+4. :func:`check_remove_padding`: what ``processor.batch_decode(..., padding_mask=...)`` does.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from course_lib.checks.harness import (
+    ExerciseFailed,
+    all_close,
+    call_answer,
+    need_callable,
+    print_passed,
+    to_numpy,
+    worst_difference,
+)
+
+__all__ = ["check_audio_seconds", "check_delay_pattern", "check_guidance", "check_remove_padding"]
+
+
+def check_audio_seconds(fn: Callable[[int, int, int], float]) -> None:
+    """Check ``fn(max_new_tokens, frame_rate, num_codebooks) -> seconds`` of audio MusicGen returns.
+
+    Each step makes one token per codebook, codebook ``k`` runs ``k`` steps late, so only
+    ``max_new_tokens - (num_codebooks - 1)`` complete frames come out:
+    ``(max_new_tokens - num_codebooks + 1) / frame_rate`` seconds (256 steps at 50 Hz: 5.06 s).
+    """
+    __tracebackhide__ = True
+    title = "Seconds of audio from max_new_tokens"
+    need_callable(fn, "fn", "check_audio_seconds(audio_seconds)")
+    signature = "fn(max_new_tokens, frame_rate, num_codebooks) -> seconds"
+    for steps, rate, books in [(256, 50, 4), (1500, 50, 4), (100, 50, 8), (75, 75, 1), (10, 25, 4)]:
+        case = f"max_new_tokens={steps}, frame_rate={rate}, num_codebooks={books}"
+        got = call_answer(title, fn, case, steps, rate, books, signature=signature)
+        try:
+            seconds = float(got)
+        except (TypeError, ValueError) as err:
+            raise ExerciseFailed(title, f"on case {case}, expected a number of seconds, got {got!r}.") from err
+        want = (steps - books + 1) / rate
+        if not math.isclose(seconds, want, rel_tol=1e-9, abs_tol=1e-9):
+            hint = "each codebook k starts k steps late, so the last num_codebooks - 1 steps do not finish a frame."
+            if math.isclose(seconds, steps / rate, rel_tol=1e-9):
+                hint = "that is the nominal length max_new_tokens / frame_rate; subtract the delay frames first."
+            elif math.isclose(seconds, (steps - books) / rate, rel_tol=1e-9):
+                hint = "off by one frame: codebook 0 has no delay, so only num_codebooks - 1 frames are lost."
+            raise ExerciseFailed(title, f"on case {case}, expected {want:.6g} s, got {seconds:.6g} s.", hint)
+    print_passed(title, "5 cases, e.g. 256 tokens at 50 Hz with 4 codebooks = 5.06 s")
+
+
+def _reference_delay(codes: np.ndarray, pad: int) -> np.ndarray:
+    k, t = codes.shape
+    out = np.full((k, t + k - 1), pad, dtype=np.int64)
+    for book in range(k):
+        out[book, book : book + t] = codes[book]
+    return out
+
+
+def check_delay_pattern(fn: Callable[[np.ndarray, int], Any]) -> None:
+    """Check ``fn(codes, pad) -> delayed``: codes ``(K, T)`` → ``(K, T + K - 1)``, ``out[k, t + k] = codes[k, t]``."""
+    __tracebackhide__ = True
+    title = "The codebook delay pattern"
+    need_callable(fn, "fn", "check_delay_pattern(delay)")
+    signature = "fn(codes, pad) -> delayed"
+    rng = np.random.default_rng(4)
+    cases = [
+        (np.array([[1, 2, 3], [4, 5, 6]]), -1),
+        (np.arange(8).reshape(4, 2), 99),
+        (rng.integers(0, 2048, size=(4, 7)), 2048),
+        (np.array([[5, 6, 7, 8]]), -1),
+        (rng.integers(0, 256, size=(8, 3)), -1),
+    ]
+    for codes, pad in cases:
+        case = f"codes of shape {codes.shape}, pad={pad}"
+        got = to_numpy(title, call_answer(title, fn, case, codes.copy(), pad, signature=signature), "your result")
+        want = _reference_delay(codes, pad)
+        if got.shape != want.shape:
+            hint = "there are frames + num_codebooks - 1 steps: the last codebook finishes num_codebooks - 1 steps late."
+            raise ExerciseFailed(title, f"on case {case}, expected shape {want.shape}, got {got.shape}.", hint)
+        if not np.array_equal(got, want):
+            hint = "codebook k is shifted right by k steps; everything else is pad."
+            if codes.shape[0] > 1 and np.array_equal(got[::-1], _reference_delay(codes[::-1], pad)):
+                hint = "the delays run the wrong way: codebook 0 has no delay, the last codebook the largest."
+            raise ExerciseFailed(
+                title, f"on case {case}, expected\n{want}\ngot\n{got.astype(np.int64)}", hint
+            )
+    print_passed(title, "5 cases, 1 to 8 codebooks")
+
+
+def check_guidance(fn: Callable[[Any, Any, float], Any]) -> None:
+    """Check ``fn(cond_logits, uncond_logits, scale) -> logits`` of classifier-free guidance.
+
+    The guided logits are ``uncond + scale * (cond - uncond)``: scale 1 gives the conditional
+    logits back, 0 the unconditional ones, and larger scales push away from "no prompt".
+    """
+    __tracebackhide__ = True
+    import torch
+
+    title = "Classifier-free guidance"
+    need_callable(fn, "fn", "check_guidance(guide)")
+    signature = "fn(cond_logits, uncond_logits, scale) -> logits"
+    gen = torch.Generator().manual_seed(0)
+    cond = torch.randn(4, 2048, generator=gen)
+    uncond = torch.randn(4, 2048, generator=gen)
+    for scale in (3.0, 1.0, 0.0, 7.5):
+        case = f"scale={scale} on logits of shape {tuple(cond.shape)}"
+        got = to_numpy(title, call_answer(title, fn, case, cond.clone(), uncond.clone(), scale, signature=signature), "your result")
+        want = (uncond + scale * (cond - uncond)).numpy().astype(np.float64)
+        if not all_close(got, want, atol=1e-4, rtol=1e-5):
+            hint = "start from the unconditional logits and move scale times the difference towards the conditional ones."
+            if got.shape == want.shape and all_close(got, (cond + scale * (cond - uncond)).numpy(), 1e-4, 1e-5):
+                hint = "you started from the conditional logits; start from the unconditional ones."
+            elif got.shape == want.shape and all_close(got, (scale * cond).numpy(), 1e-4, 1e-5):
+                hint = "scaling the conditional logits alone only sharpens them; guidance needs the unconditional logits too."
+            detail = worst_difference(got, want) if got.shape == want.shape else f"shape {got.shape} instead of {want.shape}"
+            raise ExerciseFailed(title, f"on case {case}: {detail}.", hint)
+    print_passed(title, "scales 0, 1, 3 and 7.5")
+
+
+def check_remove_padding(fn: Callable[[np.ndarray, np.ndarray], Any]) -> None:
+    """Check ``fn(audio_values, padding_mask) -> list of (channels, n) arrays`` without the padded samples.
+
+    ``audio_values`` is ``(batch, channels, samples)``; ``padding_mask`` is ``(batch, prompt_samples)``
+    with 1 for real prompt samples and 0 for padding. The generated part after the prompt is
+    always kept; inside the prompt, samples where the mask is 0 are dropped.
+    """
+    __tracebackhide__ = True
+    title = "Removing the padding of audio prompts"
+    need_callable(fn, "fn", "check_remove_padding(remove_padding)")
+    signature = "fn(audio_values, padding_mask) -> list of arrays"
+    rng = np.random.default_rng(7)
+    cases = []
+    for lengths, total, channels in [((5, 8), 12, 1), ((8, 8), 10, 1), ((3, 6, 4), 9, 2)]:
+        longest = max(lengths)
+        mask = np.zeros((len(lengths), longest), dtype=np.int64)
+        for i, n in enumerate(lengths):
+            mask[i, :n] = 1
+        audio = rng.standard_normal((len(lengths), channels, total)).astype(np.float32)
+        cases.append((audio, mask, lengths))
+    for audio, mask, lengths in cases:
+        case = f"audio of shape {audio.shape}, prompts of {list(lengths)} samples"
+        got = call_answer(title, fn, case, audio.copy(), mask.copy(), signature=signature)
+        if not isinstance(got, (list, tuple)) or len(got) != audio.shape[0]:
+            raise ExerciseFailed(
+                title, f"on case {case}, expected a list of {audio.shape[0]} arrays, got {type(got).__name__}"
+                + (f" of length {len(got)}" if isinstance(got, (list, tuple)) else "") + ".",
+                "items have different lengths after the padding is gone, so return a list, one array per item.",
+            )
+        full = np.concatenate([mask, np.ones((mask.shape[0], audio.shape[-1] - mask.shape[1]), dtype=mask.dtype)], axis=1)
+        for i, item in enumerate(got):
+            arr = to_numpy(title, item, f"item {i}")
+            want = audio[i][:, full[i] != 0].astype(np.float64)
+            if arr.shape != want.shape:
+                hint = "keep the channel axis: each item is (channels, samples)."
+                if arr.size == want.size - (audio.shape[-1] - mask.shape[1]) * audio.shape[1]:
+                    hint = "the mask only covers the prompt; the generated samples after it are real audio, keep them."
+                elif arr.size == audio.shape[1] * audio.shape[2]:
+                    hint = "nothing was removed: drop the samples where the mask is 0."
+                raise ExerciseFailed(title, f"on case {case}, item {i}: expected shape {want.shape}, got {arr.shape}.", hint)
+            if not np.allclose(arr, want, atol=1e-6):
+                raise ExerciseFailed(
+                    title, f"on case {case}, item {i}: the right length but the wrong samples.",
+                    "remove the samples where the mask is 0 (the padding sits after each short prompt), not the last ones.",
+                )
+    print_passed(title, "3 batches, mono and stereo")
