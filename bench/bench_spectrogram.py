@@ -1,4 +1,4 @@
-"""Benchmark: course_lib.spectrogram.Mel against diffusers' Mel, audio -> image and image -> audio.
+"""Benchmark: course_lib.mel.Mel against diffusers' Mel, audio -> image and image -> audio.
 
 Both sides get the same slices of a music-like signal (course_lib.synth.music_clip in several
 styles when available, else a synthetic mix), with ``torch.set_num_threads(2)``. Each side is
@@ -52,11 +52,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from course_lib import spectrogram as S  # noqa: E402
+from course_lib.mel import FAST, QUALITY, Mel  # noqa: E402
 from course_lib.metrics import spectral_convergence_best_gain  # noqa: E402
 
 SETTINGS = {
-    "course_lib default (FAST)": dict(S.FAST),
-    "course_lib QUALITY": dict(S.QUALITY),
+    "course_lib default (FAST)": dict(FAST),
+    "course_lib QUALITY": dict(QUALITY),
     "course_lib lstsq": {"inversion": "lstsq", "n_iter": 32},
 }
 
@@ -120,7 +121,7 @@ def run_bench(n_slices: int = 16, n_i2a: int = 16, repeats: int = 3, threads: in
         from diffusers.pipelines.deprecated.audio_diffusion.mel import Mel as DiffusersMel
     load_before = os.getloadavg()[0]
     theirs = DiffusersMel()
-    ours = {name: S.Mel(**kw) for name, kw in SETTINGS.items()}
+    ours = {name: Mel(**kw) for name, kw in SETTINGS.items()}
     default = ours["course_lib default (FAST)"]
     audio, source = make_signal(n_slices, theirs.slice_size, theirs.sr)
     theirs.load_audio(raw_audio=audio)

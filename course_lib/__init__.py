@@ -5,7 +5,8 @@ Modules (import the one you need; nothing heavy is imported here):
 - ``course_lib.settings``    profile (quick/full), online/offline, device, seeds
 - ``course_lib.validate``    input checks with errors that say how to fix them
 - ``course_lib.audio``       load, save, resample, normalise, play, plot
-- ``course_lib.spectrogram`` batched STFT, mel, dB, Griffin-Lim, ``Mel`` (image <-> audio)
+- ``course_lib.spectrogram`` batched STFT, mel, dB, Griffin-Lim
+- ``course_lib.mel``         ``Mel``: audio <-> mel-spectrogram images (diffusers' ``Mel``, batched)
 - ``course_lib.preprocess``  the classic spectrogram preprocessing pipeline, done right and batched
 - ``course_lib.synth``       course-made sound: tones, chirps, chords, drums, music styles, digit-like words
 - ``course_lib.data``        dataset rows, offline datasets, on-disk caching
@@ -37,7 +38,7 @@ __all__ = ["Mel", "__version__"]
 def __getattr__(name: str):
     # ``from course_lib import Mel`` without importing torch at package import time.
     if name == "Mel":
-        from course_lib.spectrogram import Mel
+        from course_lib.mel import Mel
 
         return Mel
     raise AttributeError(f"module 'course_lib' has no attribute {name!r}")

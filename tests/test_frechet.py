@@ -9,7 +9,7 @@ import torch
 
 from course_lib.models.classifier import load_style_classifier
 from course_lib.metrics import frechet_audio_distance, frechet_distance
-from course_lib.spectrogram import Mel
+from course_lib.mel import Mel
 from course_lib.synth import MUSIC_STYLES, music_clip, noise
 from course_lib.validate import CourseInputError
 

@@ -1,4 +1,4 @@
-"""Tests for course_lib.spectrogram: values checked against librosa / diffusers and against the maths."""
+"""Tests for course_lib.spectrogram and course_lib.mel: values checked against librosa / diffusers and the maths."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from course_lib import spectrogram as S
+from course_lib.mel import Mel
 from course_lib.metrics import spectral_convergence, spectral_convergence_best_gain
 from course_lib.validate import CourseInputError
 
@@ -342,7 +343,7 @@ def test_mel_images_equal_diffusers_within_one_grey_level(music):
         warnings.simplefilter("ignore")
         from diffusers.pipelines.deprecated.audio_diffusion.mel import Mel as DiffusersMel
 
-    theirs, ours = DiffusersMel(), S.Mel()
+    theirs, ours = DiffusersMel(), Mel()
     theirs.load_audio(raw_audio=music)
     ours.load_audio(raw_audio=music)
     assert ours.get_number_of_slices() == theirs.get_number_of_slices() == 3
@@ -360,7 +361,7 @@ def test_mel_images_equal_diffusers_within_one_grey_level(music):
 
 
 def test_mel_image_to_audio_quality_and_determinism(music):
-    mel = S.Mel()
+    mel = Mel()
     mel.load_audio(raw_audio=music)
     image = mel.audio_slice_to_image(0)
     audio = mel.image_to_audio(image)
@@ -368,7 +369,7 @@ def test_mel_image_to_audio_quality_and_determinism(music):
     assert np.array_equal(audio, mel.image_to_audio(image))
     ref = S.magnitude(S.stft(mel.get_audio_slice(0)))
     sc = spectral_convergence_best_gain(ref, S.magnitude(S.stft(audio)))
-    lstsq = S.Mel(inversion="lstsq").image_to_audio(image)
+    lstsq = Mel(inversion="lstsq").image_to_audio(image)
     sc_lstsq = spectral_convergence_best_gain(ref, S.magnitude(S.stft(lstsq)))
     assert sc < 0.25 and sc < sc_lstsq, (sc, sc_lstsq)
 
@@ -377,7 +378,7 @@ def test_mel_image_to_audio_quality_and_determinism(music):
 @given(st.integers(min_value=2, max_value=24), st.sampled_from([16, 32, 64]), st.integers(min_value=8, max_value=24),
        st.integers(min_value=1, max_value=3), st.integers(min_value=0, max_value=50))
 def test_mel_image_and_audio_lengths_property(x_res, hop, y_res, n_slices, extra):
-    mel = S.Mel(x_res=x_res, y_res=y_res, hop_length=hop, n_fft=4 * hop if 4 * hop >= 64 else 64, n_iter=1,
+    mel = Mel(x_res=x_res, y_res=y_res, hop_length=hop, n_fft=4 * hop if 4 * hop >= 64 else 64, n_iter=1,
                 nnls_iter=1, sample_rate=8000)
     assert mel.slice_size == x_res * hop - 1
     audio = np.random.default_rng(0).standard_normal(n_slices * mel.slice_size + extra).astype(np.float32) * 0.1
@@ -393,7 +394,7 @@ def test_mel_image_and_audio_lengths_property(x_res, hop, y_res, n_slices, extra
 def test_mel_load_audio_pads_short_clips_and_reads_files(tmp_path):
     import soundfile as sf
 
-    mel = S.Mel(x_res=16, y_res=16, hop_length=64, n_fft=256)
+    mel = Mel(x_res=16, y_res=16, hop_length=64, n_fft=256)
     mel.load_audio(raw_audio=np.ones(100, dtype=np.float32))
     assert len(mel.audio) == 16 * 64 and mel.get_number_of_slices() == 1
     stereo = np.stack([np.full(44100, 0.5), np.full(44100, -0.1)], axis=1).astype(np.float32)
@@ -411,21 +412,31 @@ def test_mel_load_audio_pads_short_clips_and_reads_files(tmp_path):
 
 
 def test_mel_config_round_trip_and_diffusers_config(tmp_path):
-    mel = S.Mel(x_res=64, y_res=32, hop_length=256, n_iter=10, inversion="lstsq", seed=7)
+    mel = Mel(x_res=64, y_res=32, hop_length=256, n_iter=10, inversion="lstsq", seed=7)
     path = mel.save_config(tmp_path / "cfg")
     assert path.name == "mel_config.json"
     loaded = json.loads(path.read_text())
     assert loaded["x_res"] == 64 and loaded["inversion"] == "lstsq"
     for source in (tmp_path / "cfg", path, mel.to_dict()):
-        assert S.Mel.from_config(source).to_dict() == mel.to_dict()
+        assert Mel.from_config(source).to_dict() == mel.to_dict()
     diffusers_style = {"_class_name": "Mel", "_diffusers_version": "0.20.0", "x_res": 256, "y_res": 256,
                        "sample_rate": 22050, "n_fft": 2048, "hop_length": 512, "top_db": 80, "n_iter": 32}
-    assert S.Mel.from_config(diffusers_style).to_dict() == S.Mel().to_dict()
+    assert Mel.from_config(diffusers_style).to_dict() == Mel().to_dict()
     with pytest.raises(CourseInputError, match="unknown key"):
-        S.Mel.from_config({"x_res": 64, "hop": 3})
+        Mel.from_config({"x_res": 64, "hop": 3})
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(CourseInputError, match="not valid JSON"):
-        S.Mel.from_config(tmp_path / "broken.json")
+        Mel.from_config(tmp_path / "broken.json")
+    # a corrupt mel_config.json in a folder: the error names the file
+    (tmp_path / "cfg" / "mel_config.json").write_text('{"x_res": 64, "y_r')
+    with pytest.raises(CourseInputError, match=r"mel_config\.json.*not valid JSON"):
+        Mel.from_config(tmp_path / "cfg")
+    (tmp_path / "cfg" / "mel_config.json").write_text("[64, 32]")
+    with pytest.raises(CourseInputError, match=r"mel_config\.json.*holds a JSON list"):
+        Mel.from_config(tmp_path / "cfg")
+    # save_config writes atomically: no temporary file is left beside the config
+    mel.save_config(tmp_path / "cfg")
+    assert sorted(p.name for p in (tmp_path / "cfg").iterdir()) == ["mel_config.json"]
 
 
 def test_mel_swaps_into_a_diffusers_audio_pipeline():
@@ -441,8 +452,8 @@ def test_mel_swaps_into_a_diffusers_audio_pipeline():
     pipe = AudioDiffusionPipeline(vqvae=None, unet=unet, scheduler=DDIMScheduler(num_train_timesteps=50),
                                   mel=DiffusersMel(x_res=32, y_res=32, hop_length=64, n_fft=256))
     pipe.set_progress_bar_config(disable=True)
-    pipe.mel = S.Mel(x_res=32, y_res=32, hop_length=64, n_fft=256, n_iter=4)
-    assert isinstance(pipe.mel, S.Mel)
+    pipe.mel = Mel(x_res=32, y_res=32, hop_length=64, n_fft=256, n_iter=4)
+    assert isinstance(pipe.mel, Mel)
     out = pipe(generator=torch.Generator().manual_seed(0), steps=2)
     again = pipe(generator=torch.Generator().manual_seed(0), steps=2)
     assert out.audios.shape == (1, 1, 31 * 64) and np.isfinite(out.audios).all()
@@ -456,7 +467,7 @@ def test_mel_swaps_into_a_diffusers_audio_pipeline():
 
 
 def test_mel_images_to_audio_accepts_arrays_tensors_and_pil_and_is_seeded():
-    mel = S.Mel(x_res=16, y_res=16, hop_length=64, n_fft=256, n_iter=3, seed=1)
+    mel = Mel(x_res=16, y_res=16, hop_length=64, n_fft=256, n_iter=3, seed=1)
     rng = np.random.default_rng(0)
     arr = rng.integers(0, 256, (2, 16, 16), dtype=np.uint8)
     from_array = mel.images_to_audio(arr)
@@ -464,7 +475,7 @@ def test_mel_images_to_audio_accepts_arrays_tensors_and_pil_and_is_seeded():
     from_pil = mel.images_to_audio([Image.fromarray(a) for a in arr])
     assert from_array.shape == (2, 15 * 64)
     assert torch.equal(from_array, from_tensor) and torch.equal(from_array, from_pil)
-    other_seed = S.Mel(x_res=16, y_res=16, hop_length=64, n_fft=256, n_iter=3, seed=2).images_to_audio(arr)
+    other_seed = Mel(x_res=16, y_res=16, hop_length=64, n_fft=256, n_iter=3, seed=2).images_to_audio(arr)
     assert not torch.equal(from_array, other_seed)
     g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
     assert torch.equal(mel.images_to_audio(arr, generator=g1), mel.images_to_audio(arr, generator=g2))
@@ -489,21 +500,21 @@ def test_mel_images_to_audio_accepts_arrays_tensors_and_pil_and_is_seeded():
         (lambda m: m.audio_slice_to_image(0), "no audio loaded"),
         (lambda m: m.set_resolution(16, 0), "y_res"),
         (lambda m: m.save_config(42), "folder path"),
-        (lambda m: S.Mel.from_config(["x_res", 16]), "dict"),
-        (lambda m: S.Mel(x_res=1), "x_res"),
-        (lambda m: S.Mel(inversion="magic"), "inversion"),
-        (lambda m: S.Mel(hop_length=4096), "hop_length"),
-        (lambda m: S.Mel(top_db=0), "top_db"),
+        (lambda m: Mel.from_config(["x_res", 16]), "dict"),
+        (lambda m: Mel(x_res=1), "x_res"),
+        (lambda m: Mel(inversion="magic"), "inversion"),
+        (lambda m: Mel(hop_length=4096), "hop_length"),
+        (lambda m: Mel(top_db=0), "top_db"),
     ],
 )
 def test_mel_bad_inputs(call, match):
-    mel = S.Mel(x_res=16, y_res=16, hop_length=64, n_fft=256)
+    mel = Mel(x_res=16, y_res=16, hop_length=64, n_fft=256)
     with pytest.raises(CourseInputError, match=match):
         call(mel)
 
 
 def test_mel_get_audio_slice_checks_the_index():
-    mel = S.Mel(x_res=16, y_res=16, hop_length=64, n_fft=256)
+    mel = Mel(x_res=16, y_res=16, hop_length=64, n_fft=256)
     mel.load_audio(raw_audio=np.zeros(3000, dtype=np.float32))
     assert mel.get_number_of_slices() == 2
     with pytest.raises(CourseInputError, match="0 to 1"):
