@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from course_lib.io import atomic_write
 from course_lib.validate import (
     CourseInputError,
     as_float_tensor,
@@ -273,8 +273,8 @@ def save_wav(path: str | os.PathLike, audio: ArrayLike, sample_rate: int, bit_de
     Accepts ``(T,)`` or ``(C, T)``. Samples beyond ±1 are clipped (with a warning). Quantisation
     rounds ``x * 2**(bits-1)`` to the nearest integer, which is the inverse of how
     :func:`load_audio` scales PCM back to float, so a round trip is within half a step.
-    Parent folders are created, and the file appears atomically (written to a temporary name
-    in the same folder, then renamed), so a crash never leaves half a WAV behind.
+    Parent folders are created, and the file appears atomically (:func:`course_lib.io.atomic_write`:
+    written to a temporary name in the same folder, then renamed), so a crash never leaves half a WAV.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise CourseInputError(f"path: expected a file path such as 'out/clip.wav', got {type(path).__name__}.")
@@ -306,17 +306,8 @@ def save_wav(path: str | os.PathLike, audio: ArrayLike, sample_rate: int, bit_de
         pcm = (ints.astype(np.int64) * 256).astype(np.int32)
     else:
         pcm = ints.astype(np.int64).astype(np.int32)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp_name, np.ascontiguousarray(pcm), rate, subtype=_PCM_SUBTYPES[bit_depth], format="WAV")
-        os.replace(tmp_name, out_path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-    return out_path
+    pcm = np.ascontiguousarray(pcm)
+    return atomic_write(out_path, lambda tmp: sf.write(tmp, pcm, rate, subtype=_PCM_SUBTYPES[bit_depth], format="WAV"))
 
 
 # ----------------------------------------------------------------------------------------------

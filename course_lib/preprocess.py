@@ -27,7 +27,6 @@ import functools
 import json
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from course_lib.io import atomic_write, save_tensors, write_json
 from course_lib.validate import (
     CourseInputError,
     as_float_tensor,
@@ -415,7 +415,8 @@ class Saver:
     """Writes one ``.npy`` per clip (mirroring the input folders) and a JSON min/max table.
 
     ``min_max_values_save_dir`` defaults to the feature folder. Nothing is pickled: the arrays
-    are saved with ``allow_pickle=False`` and the table is plain JSON.
+    are saved with ``allow_pickle=False`` and the table is plain JSON. Every file is written
+    atomically (:mod:`course_lib.io`), so an interrupted run leaves no half-written feature.
     """
 
     def __init__(self, feature_save_dir: str | os.PathLike,
@@ -440,20 +441,18 @@ class Saver:
     def save_feature(self, feature: ArrayLike, name: str) -> Path:
         """Save one feature array as ``<feature_save_dir>/<name>.npy`` and return the path."""
         x = as_float_tensor(feature, "feature", min_ndim=1).cpu().numpy()
-        path = self.feature_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, x, allow_pickle=False)
-        return path
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.save would add ".npy" to a temporary name
+                np.save(f, x, allow_pickle=False)
+
+        return atomic_write(self.feature_path(name), write)
 
     def save_min_max_values(self, min_max_values: dict, params: dict | None = None) -> Path:
         """Write ``{"params": ..., "files": {name: {"feature", "min", "max"}}}`` as JSON."""
         if not isinstance(min_max_values, dict):
             raise CourseInputError(f"min_max_values: expected a dict, got {type(min_max_values).__name__}.")
-        self.min_max_values_save_dir.mkdir(parents=True, exist_ok=True)
-        path = self.min_max_values_save_dir / STATS_FILE
         payload = {"format": FORMAT_TAG, "params": params or {}, "files": min_max_values}
-        path.write_text(json.dumps(payload, indent=1))
-        return path
+        return write_json(self.min_max_values_save_dir / STATS_FILE, payload, indent=1)
 
 
 class PreprocessingPipeline:
@@ -567,21 +566,6 @@ def _fill_group(signals: torch.Tensor, rows: list[int], clips: list[np.ndarray],
         signals[row, :keep] = resampled[i, :keep]
 
 
-def _atomic_save_safetensors(tensors: dict, path: Path, metadata: dict) -> None:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp_name, metadata=metadata)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-
-
 def preprocess_folder(
     audio_dir: str | os.PathLike,
     output_path: str | os.PathLike,
@@ -676,10 +660,7 @@ def preprocess_folder(
     }
     metadata = {"format": FORMAT_TAG, "files": json.dumps(names), "params": json.dumps(params),
                 "skipped": json.dumps(skipped)}
-    _atomic_save_safetensors(
-        {"features": features.contiguous(), "mins": mins_t.contiguous(), "maxs": maxs_t.contiguous()},
-        out_path, metadata,
-    )
+    save_tensors(out_path, {"features": features, "mins": mins_t, "maxs": maxs_t}, metadata=metadata)
     return {"path": str(out_path), "files": names, "skipped": skipped, "shape": list(features.shape),
             "params": params}
 

@@ -51,6 +51,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from course_lib.io import load_tensors, prepare_output_dir, read_json, save_tensors, write_json
+from course_lib.settings import make_generator
 from course_lib.validate import (
     CourseInputError,
     check_choice,
@@ -61,7 +63,6 @@ from course_lib.validate import (
 __all__ = [
     "TrainConfig",
     "TrainResult",
-    "diffusion_loss",
     "latest_checkpoint",
     "load_checkpoint",
     "make_optimizer",
@@ -208,9 +209,7 @@ def step_generator(seed: int, step: int, micro: int = 0) -> torch.Generator:
     Because it depends only on ``(seed, step, micro)``, a resumed run draws the same noise and
     timesteps as an uninterrupted one without having to restore any generator state.
     """
-    g = torch.Generator()
-    g.manual_seed(_derive_seed(seed, 1, step, micro))
-    return g
+    return make_generator(_derive_seed(seed, 1, step, micro))
 
 
 class _Batches:
@@ -246,9 +245,7 @@ class _Batches:
                 next(it, None)
             yield from it
             return
-        g = torch.Generator()
-        g.manual_seed(_derive_seed(self.seed, 2, epoch))
-        order = torch.randperm(len(self.data), generator=g)
+        order = torch.randperm(len(self.data), generator=make_generator(_derive_seed(self.seed, 2, epoch)))
         n_batches = len(self.data) // self.batch_size
         for b in range(skip, n_batches):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
@@ -271,41 +268,6 @@ def _to_device(batch: Any, device: torch.device) -> Any:
 # --------------------------------------------------------------------------------------------
 # Losses and EMA
 # --------------------------------------------------------------------------------------------
-
-
-def diffusion_loss(
-    model: torch.nn.Module,
-    x0: torch.Tensor,
-    scheduler: Any,
-    generator: torch.Generator | None = None,
-    prediction: str | None = None,
-    **model_kwargs: Any,
-) -> torch.Tensor:
-    """The denoising loss of a diffusers-style model ``model(noisy, t).sample`` on clean images ``x0``.
-
-    Each item gets its own random timestep ``t`` and Gaussian noise (both drawn on the CPU from
-    ``generator``, so the draw is the same on every device), ``scheduler.add_noise`` makes the noisy
-    input, and the loss is the mean squared error against the noise (``prediction="epsilon"``) or
-    against the velocity ``v = sqrt(a) * noise - sqrt(1 - a) * x0`` from ``scheduler.get_velocity``
-    (``"v_prediction"``). ``prediction=None`` uses ``scheduler.config.prediction_type``.
-
-    Call ``loss.backward()`` on the result. The classic tutorial's ``loss.backward(loss)`` is wrong:
-    the argument of ``backward`` is the upstream gradient, so it scales every gradient by the loss
-    value itself (large early, tiny late), i.e. an accidental loss-dependent learning rate.
-    """
-    if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or x0.shape[0] == 0:
-        raise CourseInputError(f"x0: expected a batch tensor (batch, ...), got {getattr(x0, 'shape', type(x0))}.")
-    if prediction is None:
-        prediction = getattr(getattr(scheduler, "config", None), "prediction_type", "epsilon")
-    check_choice(prediction, "prediction", PREDICTIONS)
-    n_train = int(scheduler.config.num_train_timesteps)
-    t = torch.randint(0, n_train, (x0.shape[0],), generator=generator).to(x0.device)
-    noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(x0.device, x0.dtype)
-    noisy = scheduler.add_noise(x0, noise, t)
-    out = model(noisy, t, **model_kwargs)
-    pred = out.sample if hasattr(out, "sample") else (out[0] if isinstance(out, (tuple, list)) else out)
-    target = noise if prediction == "epsilon" else scheduler.get_velocity(x0, noise, t)
-    return F.mse_loss(pred.float(), target.float())
 
 
 @torch.no_grad()
@@ -378,13 +340,9 @@ def _tensors_for_file(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":  # Windows cannot open a folder to fsync it
+def _fsync(path: Path) -> None:
+    """Flush a file, or a folder's list of names, to disk: a rename survives a power cut only after this."""
+    if path.is_dir() and os.name != "posix":  # Windows cannot open a folder to fsync it
         return
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -397,14 +355,39 @@ def _on_temp_written(tmp: Path, step: int) -> None:
     """Called after a checkpoint's files are on disk, before they are published (a test hook)."""
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+def _folder_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def _write_checkpoint_files(
+    folder: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    ema_model: torch.nn.Module | None,
+    lr_scheduler: Any,
+    grad_scaler: Any,
+    extra: dict[str, Any] | None,
+) -> None:
+    """Write a checkpoint's files into ``folder`` (each with :mod:`course_lib.io`) and flush them to disk."""
+    save_tensors(folder / "model.safetensors", _tensors_for_file(model.state_dict()), metadata={"step": str(step)})
+    if ema_model is not None:
+        save_tensors(folder / "ema.safetensors", _tensors_for_file(ema_model.state_dict()))
+    tensors, rng_meta = _rng_state()
+    meta: dict[str, Any] = {"format": _FORMAT, "step": step, "rng": rng_meta, "has_ema": ema_model is not None}
+    if optimizer is not None:
+        opt_tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
+        tensors.update(opt_tensors)
+    save_tensors(folder / "state.safetensors", _tensors_for_file(tensors))
+    if lr_scheduler is not None:
+        meta["lr_scheduler"] = {k: v for k, v in lr_scheduler.state_dict().items() if _is_json(v)}
+    if grad_scaler is not None and grad_scaler.is_enabled():
+        meta["grad_scaler"] = grad_scaler.state_dict()
+    meta.update(extra or {})
+    write_json(folder / "state.json", meta, indent=1)
+    for p in folder.iterdir():
+        _fsync(p)
+    _fsync(folder)
 
 
 def save_checkpoint(
@@ -421,41 +404,21 @@ def save_checkpoint(
 ) -> Path:
     """Write ``output_dir/checkpoints/step-NNNNNN/`` atomically, then point ``latest.json`` at it.
 
+    The files go into a hidden temporary folder first, which one rename then publishes whole.
     ``extra`` is merged into ``state.json`` (``train`` stores its config, losses and data position
     there). ``keep_last_n`` deletes older checkpoints once the new one is published.
     """
-    from safetensors.torch import save_file
-
     step = check_positive_int(step, "step", minimum=0)
     root = _prepare_dir(output_dir)
     ckpts = root / _CHECKPOINTS
     ckpts.mkdir(exist_ok=True)
-    name = f"step-{step:06d}"
+    name = _folder_name(step)
     final = ckpts / name
     tmp = ckpts / f".tmp-{name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-
-    save_file(_tensors_for_file(model.state_dict()), tmp / "model.safetensors", metadata={"step": str(step)})
-    if ema_model is not None:
-        save_file(_tensors_for_file(ema_model.state_dict()), tmp / "ema.safetensors")
-    tensors, rng_meta = _rng_state()
-    meta: dict[str, Any] = {"format": _FORMAT, "step": step, "rng": rng_meta, "has_ema": ema_model is not None}
-    if optimizer is not None:
-        opt_tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
-        tensors.update(opt_tensors)
-    save_file(_tensors_for_file(tensors), tmp / "state.safetensors")
-    if lr_scheduler is not None:
-        meta["lr_scheduler"] = {k: v for k, v in lr_scheduler.state_dict().items() if _is_json(v)}
-    if grad_scaler is not None and grad_scaler.is_enabled():
-        meta["grad_scaler"] = grad_scaler.state_dict()
-    meta.update(extra or {})
-    with open(tmp / "state.json", "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=1)
-    for p in tmp.iterdir():
-        _fsync_file(p)
-    _fsync_dir(tmp)
+    _write_checkpoint_files(tmp, step, model, optimizer, ema_model, lr_scheduler, grad_scaler, extra)
     _on_temp_written(tmp, step)
 
     # Publish: one rename makes the whole folder appear at once.
@@ -464,8 +427,10 @@ def save_checkpoint(
         trash = ckpts / f".old-{name}-{os.getpid()}"
         os.replace(final, trash)
     os.replace(tmp, final)
-    _fsync_dir(ckpts)
-    _write_json_atomic(root / _LATEST, {"step": step, "folder": name})
+    _fsync(ckpts)
+    write_json(root / _LATEST, {"step": step, "folder": name}, indent=1)  # the pointer, replaced atomically
+    _fsync(root / _LATEST)
+    _fsync(root)
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)
     if keep_last_n is not None:
@@ -484,15 +449,13 @@ def _is_json(v: Any) -> bool:
 
 
 def _prepare_dir(output_dir: Any) -> Path:
-    if not isinstance(output_dir, (str, os.PathLike)):
-        raise CourseInputError(f"output_dir: expected a folder path, got {type(output_dir).__name__}.")
-    p = Path(output_dir)
-    if p.exists() and not p.is_dir():
-        raise CourseInputError(f"output_dir: {str(p)!r} is a file; give a folder (or delete the file).")
+    """``output_dir`` created if needed (:func:`course_lib.io.prepare_output_dir`) and checked to be writable."""
     try:
-        p.mkdir(parents=True, exist_ok=True)
+        p = prepare_output_dir(output_dir, "output_dir")
     except OSError as e:
-        raise CourseInputError(f"output_dir: cannot create {str(p)!r} ({e.strerror}); choose a folder you can write to.") from e
+        raise CourseInputError(
+            f"output_dir: cannot create {str(output_dir)!r} ({e.strerror}); choose a folder you can write to."
+        ) from e
     if not os.access(p, os.W_OK | os.X_OK):
         raise CourseInputError(f"output_dir: {str(p)!r} is not writable; choose a folder you can write to.")
     return p
@@ -513,25 +476,37 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     pointer = root / _LATEST
     if pointer.is_file():
         try:
-            folder = root / _CHECKPOINTS / json.loads(pointer.read_text())["folder"]
+            folder = root / _CHECKPOINTS / read_json(pointer, "latest.json")["folder"]
             if folder.is_dir():
                 return folder
-        except (ValueError, KeyError, TypeError):
+        except (CourseInputError, KeyError, TypeError):
             pass
     folders = _checkpoint_folders(root)
     return folders[0] if folders else None
 
 
 def _read_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None, dict[str, torch.Tensor], dict[str, Any]]:
-    from safetensors.torch import load_file
-
-    meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    if meta.get("format") != _FORMAT or not isinstance(meta.get("step"), int):
-        raise ValueError("state.json is not a course checkpoint")
-    weights = load_file(folder / "model.safetensors")
-    ema = load_file(folder / "ema.safetensors") if meta.get("has_ema") else None
-    state = load_file(folder / "state.safetensors")
+    meta = read_json(folder / "state.json", "checkpoint")
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT or not isinstance(meta.get("step"), int):
+        raise CourseInputError(f"checkpoint: {str(folder / 'state.json')!r} is not the state of a course checkpoint.")
+    weights = load_tensors(folder / "model.safetensors", "checkpoint")
+    ema = load_tensors(folder / "ema.safetensors", "checkpoint") if meta.get("has_ema") else None
+    state = load_tensors(folder / "state.safetensors", "checkpoint")
     return weights, ema, state, meta
+
+
+def _load_into(target: Any, state: dict[str, Any], name: str, folder: Path) -> None:
+    """``target.load_state_dict(state)``; a checkpoint of another shape is a CourseInputError saying so."""
+    try:
+        target.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = (lines[1] if len(lines) > 1 else lines[0] if lines else type(err).__name__)[:300].rstrip(".")
+        raise CourseInputError(
+            f"{name}: the checkpoint {folder.name} does not fit the model ({detail}). Build the model with the "
+            "settings of the run that saved it; to train this model from scratch instead, use another "
+            "output_dir or resume=False."
+        ) from err
 
 
 def load_checkpoint(
@@ -546,6 +521,7 @@ def load_checkpoint(
 
     Returns the JSON state (``step``, ``config``, ``losses``, ...). If the checkpoint that
     ``latest.json`` names is damaged, the newest readable older one is used, with a warning.
+    A checkpoint saved from a model of another shape is a ``CourseInputError`` that says so.
     """
     p = Path(path)
     if not p.is_dir():
@@ -557,13 +533,13 @@ def load_checkpoint(
         if not candidates:
             raise CourseInputError(f"path: no checkpoint in {str(p)!r}; train with checkpoint_every set first.")
     weights, ema, state, meta, folder = _first_good(candidates)
-    model.load_state_dict(weights)
+    _load_into(model, weights, "model", folder)
     if ema_model is not None:
         if ema is None:
             raise CourseInputError(f"ema_model: the checkpoint {folder.name} has no EMA weights (ema_decay was None).")
-        ema_model.load_state_dict(ema)
+        _load_into(ema_model, ema, "ema_model", folder)
     if optimizer is not None and "optimizer" in meta:
-        optimizer.load_state_dict(_unflatten_optimizer(state, meta["optimizer"]))
+        _load_into(optimizer, _unflatten_optimizer(state, meta["optimizer"]), "optimizer", folder)
     if restore_rng:
         _set_rng_state(state, meta["rng"])
     meta["folder"] = str(folder)
@@ -632,6 +608,197 @@ def make_optimizer(params: Any, config: TrainConfig) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, **settings)
 
 
+@dataclass
+class _Run:
+    """What ``train`` carries from one optimizer step to the next, and what a checkpoint keeps of it."""
+
+    model: torch.nn.Module
+    params: list[torch.nn.Parameter]
+    config: TrainConfig
+    root: Path
+    batches: _Batches
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    ema_model: torch.nn.Module | None
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # where the data stands: epoch, and batches already read from it
+    batch_in_epoch: int = 0
+    losses: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    resumed_from: int | None = None
+    batch_iter: Iterator[Any] = field(default_factory=lambda: iter(()))
+
+
+def _check_train_arguments(model: Any, loss_fn: Any, config: Any) -> list[torch.nn.Parameter]:
+    """Validate ``train``'s arguments once; return the trainable parameters."""
+    if not isinstance(model, torch.nn.Module):
+        raise CourseInputError(f"model: expected a torch.nn.Module, got {type(model).__name__}.")
+    if not callable(loss_fn):
+        raise CourseInputError("loss_fn: give a function loss_fn(model, batch, generator) -> scalar loss tensor.")
+    if not isinstance(config, TrainConfig):
+        raise CourseInputError(f"config: expected a TrainConfig, got {type(config).__name__}.")
+    config.validate()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise CourseInputError("model: it has no trainable parameters (all have requires_grad=False).")
+    return params
+
+
+def _warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int) -> Any:
+    """The default LR schedule: linear warm-up over ``warmup_steps`` optimizer steps, then constant."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup_steps) if warmup_steps else 1.0
+    )
+
+
+def _prepare_run(model: torch.nn.Module, params: list[torch.nn.Parameter], data: Any, config: TrainConfig,
+                 lr_schedule: Callable[[torch.optim.Optimizer], Any] | None) -> _Run:
+    """Output folder, batches, precision, optimizer, LR schedule, gradient scaler and EMA copy of a new run."""
+    root = _prepare_dir(config.output_dir)
+    batches = _Batches(data, config.batch_size, config.seed)
+    device = params[0].device
+    amp_dtype = _precision(config, device)
+    optimizer = make_optimizer(params, config)
+    scheduler = lr_schedule(optimizer) if lr_schedule is not None else _warmup_schedule(optimizer, config.warmup_steps)
+    ema_model = None
+    if config.ema_decay is not None:
+        ema_model = copy.deepcopy(model).eval().requires_grad_(False)
+    return _Run(model=model, params=params, config=config, root=root, batches=batches, device=device,
+                amp_dtype=amp_dtype, optimizer=optimizer, scheduler=scheduler,
+                scaler=torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16), ema_model=ema_model)
+
+
+def _resume_or_start_over(run: _Run, resume: bool) -> None:
+    """Continue from the newest readable checkpoint (``resume=True``) or delete the old ones; then open the data."""
+    ckpts = run.root / _CHECKPOINTS
+    for leftover in ckpts.glob(".tmp-*") if ckpts.is_dir() else []:
+        shutil.rmtree(leftover, ignore_errors=True)  # a save that was interrupted before publishing
+    if resume and _resume_candidates(run.root):
+        _resume(run)
+    elif not resume and ckpts.is_dir():
+        shutil.rmtree(ckpts)
+        (run.root / _LATEST).unlink(missing_ok=True)
+    run.batch_iter = run.batches.epoch(run.epoch, run.batch_in_epoch)
+
+
+def _resume(run: _Run) -> None:
+    """Load the newest readable checkpoint into ``run``: weights, EMA, optimizer, RNG, LR schedule, position."""
+    optimizer, config = run.optimizer, run.config
+    fast_path = {k: optimizer.param_groups[0][k] for k in ("fused", "foreach") if k in optimizer.param_groups[0]}
+    meta = load_checkpoint(run.root, run.model, optimizer, ema_model=run.ema_model, restore_rng=True)
+    for group in optimizer.param_groups:  # the checkpoint's groups name the kernel it was made with
+        group.update(fast_path)
+    if meta["config"]["seed"] != config.seed:
+        warnings.warn(
+            f"resuming a run made with seed={meta['config']['seed']} under seed={config.seed}: "
+            "the rest of the run will not match an uninterrupted one.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    run.step, run.epoch, run.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
+    for newer in _checkpoint_folders(run.root):  # unreadable ones newer than the resume point: set aside
+        if int(newer.name[5:]) > run.step:
+            os.replace(newer, newer.with_name(f".broken-{newer.name}-{os.getpid()}"))
+    run.losses, run.lrs, run.resumed_from = list(meta["losses"]), list(meta["lrs"]), meta["step"]
+    if "lr_scheduler" in meta:
+        run.scheduler.load_state_dict({**run.scheduler.state_dict(), **meta["lr_scheduler"]})
+    if "grad_scaler" in meta and run.scaler.is_enabled():
+        run.scaler.load_state_dict(meta["grad_scaler"])
+
+
+def _next_batch(run: _Run) -> Any:
+    """The next batch of data, moving on to the next epoch when this one is used up."""
+    for _ in range(2):
+        batch = next(run.batch_iter, None)
+        if batch is not None:
+            run.batch_in_epoch += 1
+            return batch
+        run.epoch, run.batch_in_epoch = run.epoch + 1, 0
+        run.batch_iter = run.batches.epoch(run.epoch, 0)
+    raise CourseInputError(f"data: epoch {run.epoch} gave no batches; check the dataset or data factory.")
+
+
+def _micro_batch_loss(run: _Run, loss_fn: Callable[..., torch.Tensor], micro: int) -> torch.Tensor:
+    """``loss_fn`` on the next batch, under autocast on a GPU, with the generator of (seed, step, micro)."""
+    batch = _to_device(_next_batch(run), run.device)
+    generator = step_generator(run.config.seed, run.step, micro)
+    with torch.autocast(device_type=run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
+        loss = loss_fn(run.model, batch, generator)
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise CourseInputError("loss_fn: must return a scalar tensor (e.g. F.mse_loss(pred, target)).")
+    if not torch.isfinite(loss.detach()):
+        raise FloatingPointError(
+            f"the loss became {loss.item()} at step {run.step}; lower lr (now {run.config.lr:g}) or check the data."
+        )
+    return loss
+
+
+def _train_step(run: _Run, loss_fn: Callable[..., torch.Tensor]) -> float:
+    """Optimizer step ``run.step``: accumulate gradients, clip, AdamW, LR schedule, EMA. Returns its loss."""
+    config = run.config
+    torch.manual_seed(_derive_seed(config.seed, 3, run.step))  # dropout etc. in the model: fixed per step
+    run.optimizer.zero_grad(set_to_none=True)
+    step_loss = 0.0
+    for micro in range(config.grad_accum_steps):
+        loss = _micro_batch_loss(run, loss_fn, micro)
+        run.scaler.scale(loss / config.grad_accum_steps).backward()
+        step_loss += float(loss.detach()) / config.grad_accum_steps
+    if config.max_grad_norm is not None:
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.params, config.max_grad_norm)
+    run.lrs.append(float(run.optimizer.param_groups[0]["lr"]))
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    if run.ema_model is not None:
+        update_ema(run.ema_model, run.model, config.ema_decay)
+    run.losses.append(step_loss)
+    return step_loss
+
+
+def _steps_left(config: TrainConfig, step: int) -> bool:
+    return config.max_steps is None or step < config.max_steps
+
+
+def _out_of_time(config: TrainConfig, start: float) -> bool:
+    return config.time_budget_s is not None and time.monotonic() - start >= config.time_budget_s
+
+
+def _sample(run: _Run, sample_fn: Callable[[torch.nn.Module, int], Any]) -> None:
+    """``sample_fn(model, step)`` in eval mode without gradients, with the EMA model when there is one."""
+    target = run.ema_model if run.ema_model is not None else run.model
+    target.eval()
+    with torch.no_grad():
+        sample_fn(target, run.step)
+    run.model.train()
+
+
+def _save(run: _Run) -> Path:
+    """A checkpoint of ``run`` at its current step (see :func:`save_checkpoint`)."""
+    extra = {
+        "config": run.config.to_dict(),
+        "epoch": run.epoch,
+        "batch_in_epoch": run.batch_in_epoch,
+        "losses": run.losses,
+        "lrs": run.lrs,
+    }
+    return save_checkpoint(
+        run.root, run.step, run.model, run.optimizer, ema_model=run.ema_model, lr_scheduler=run.scheduler,
+        grad_scaler=run.scaler, extra=extra, keep_last_n=run.config.keep_last_n,
+    )
+
+
+def _progress_bar(progress: bool, run: _Run) -> Any:
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=run.config.max_steps, initial=run.step, desc="training", unit="step", dynamic_ncols=True)
+
+
 def train(
     model: torch.nn.Module,
     data: Any,
@@ -660,155 +827,43 @@ def train(
     The global torch RNG is re-seeded from ``(seed, step)`` at every step, so dropout inside the model
     is reproducible too. Returns a ``TrainResult``; the model is left in eval mode.
     """
-    if not isinstance(model, torch.nn.Module):
-        raise CourseInputError(f"model: expected a torch.nn.Module, got {type(model).__name__}.")
-    if not callable(loss_fn):
-        raise CourseInputError("loss_fn: give a function loss_fn(model, batch, generator) -> scalar loss tensor.")
-    if not isinstance(config, TrainConfig):
-        raise CourseInputError(f"config: expected a TrainConfig, got {type(config).__name__}.")
-    config.validate()
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise CourseInputError("model: it has no trainable parameters (all have requires_grad=False).")
-    root = _prepare_dir(config.output_dir)
-    batches = _Batches(data, config.batch_size, config.seed)
-    device = params[0].device
-    amp_dtype = _precision(config, device)
-
-    optimizer = make_optimizer(params, config)
-    fast_path = {k: optimizer.param_groups[0][k] for k in ("fused", "foreach") if k in optimizer.param_groups[0]}
-    if lr_schedule is not None:
-        scheduler = lr_schedule(optimizer)
-    else:
-        warm = config.warmup_steps
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    ema_model = None
-    if config.ema_decay is not None:
-        ema_model = copy.deepcopy(model).eval().requires_grad_(False)
-
-    for leftover in (root / _CHECKPOINTS).glob(".tmp-*") if (root / _CHECKPOINTS).is_dir() else []:
-        shutil.rmtree(leftover, ignore_errors=True)  # a save that was interrupted before publishing
-
-    step, epoch, batch_in_epoch, losses, lrs, resumed_from = 0, 0, 0, [], [], None
-    if resume and _resume_candidates(root):
-        meta = load_checkpoint(root, model, optimizer, ema_model=ema_model, restore_rng=True)
-        for group in optimizer.param_groups:  # the checkpoint's groups name the kernel it was made with
-            group.update(fast_path)
-        if meta["config"]["seed"] != config.seed:
-            warnings.warn(
-                f"resuming a run made with seed={meta['config']['seed']} under seed={config.seed}: "
-                "the rest of the run will not match an uninterrupted one.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        step, epoch, batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
-        for newer in _checkpoint_folders(root):  # unreadable ones newer than the resume point: set aside
-            if int(newer.name[5:]) > step:
-                os.replace(newer, newer.with_name(f".broken-{newer.name}-{os.getpid()}"))
-        losses, lrs, resumed_from = list(meta["losses"]), list(meta["lrs"]), meta["step"]
-        if "lr_scheduler" in meta:
-            scheduler.load_state_dict({**scheduler.state_dict(), **meta["lr_scheduler"]})
-        if "grad_scaler" in meta and scaler.is_enabled():
-            scaler.load_state_dict(meta["grad_scaler"])
-    elif not resume and (root / _CHECKPOINTS).is_dir():
-        shutil.rmtree(root / _CHECKPOINTS)
-        (root / _LATEST).unlink(missing_ok=True)
-
-    def save() -> Path:
-        extra = {
-            "config": config.to_dict(),
-            "epoch": epoch,
-            "batch_in_epoch": batch_in_epoch,
-            "losses": losses,
-            "lrs": lrs,
-        }
-        return save_checkpoint(
-            root, step, model, optimizer, ema_model=ema_model, lr_scheduler=scheduler,
-            grad_scaler=scaler, extra=extra, keep_last_n=config.keep_last_n,
-        )
-
-    def next_batch() -> Any:
-        nonlocal epoch, batch_in_epoch, it
-        for _ in range(2):
-            b = next(it, None)
-            if b is not None:
-                batch_in_epoch += 1
-                return b
-            epoch, batch_in_epoch = epoch + 1, 0
-            it = batches.epoch(epoch, 0)
-        raise CourseInputError(f"data: epoch {epoch} gave no batches; check the dataset or data factory.")
-
-    it = batches.epoch(epoch, batch_in_epoch)
-    last_ckpt = latest_checkpoint(root) if resumed_from is not None else None
-    stopped_by = "steps"
+    params = _check_train_arguments(model, loss_fn, config)
+    run = _prepare_run(model, params, data, config, lr_schedule)
+    _resume_or_start_over(run, resume)
+    last_checkpoint = latest_checkpoint(run.root) if run.resumed_from is not None else None
+    stopped_by, running = "steps", None
     start = time.monotonic()
-    total = config.max_steps
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=step, desc="training", unit="step", dynamic_ncols=True)
+    bar = _progress_bar(progress, run)
     model.train()
-    running = None
-    while config.max_steps is None or step < config.max_steps:
-        if config.time_budget_s is not None and time.monotonic() - start >= config.time_budget_s:
+    while _steps_left(config, run.step):
+        if _out_of_time(config, start):
             stopped_by = "time"
             break
-        step += 1
-        torch.manual_seed(_derive_seed(config.seed, 3, step))  # dropout etc. in the model: fixed per step
-        optimizer.zero_grad(set_to_none=True)
-        step_loss = 0.0
-        for micro in range(config.grad_accum_steps):
-            batch = _to_device(next_batch(), device)
-            g = step_generator(config.seed, step, micro)
-            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss = loss_fn(model, batch, g)
-            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise CourseInputError("loss_fn: must return a scalar tensor (e.g. F.mse_loss(pred, target)).")
-            if not torch.isfinite(loss.detach()):
-                raise FloatingPointError(
-                    f"the loss became {loss.item()} at step {step}; lower lr (now {config.lr:g}) or check the data."
-                )
-            scaler.scale(loss / config.grad_accum_steps).backward()
-            step_loss += float(loss.detach()) / config.grad_accum_steps
-        if config.max_grad_norm is not None:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-        lrs.append(float(optimizer.param_groups[0]["lr"]))
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        if ema_model is not None:
-            update_ema(ema_model, model, config.ema_decay)
-        losses.append(step_loss)
-        running = step_loss if running is None else 0.9 * running + 0.1 * step_loss
+        run.step += 1
+        loss = _train_step(run, loss_fn)
+        running = loss if running is None else 0.9 * running + 0.1 * loss
         if bar is not None:
             bar.update(1)
-            if step % config.log_every == 0:
+            if run.step % config.log_every == 0:
                 bar.set_postfix(loss=f"{running:.4f}")
-        if sample_fn is not None and config.sample_every is not None and step % config.sample_every == 0:
-            target = ema_model if ema_model is not None else model
-            target.eval()
-            with torch.no_grad():
-                sample_fn(target, step)
-            model.train()
-        if step % config.checkpoint_every == 0:
-            last_ckpt = save()
+        if sample_fn is not None and config.sample_every is not None and run.step % config.sample_every == 0:
+            _sample(run, sample_fn)
+        if run.step % config.checkpoint_every == 0:
+            last_checkpoint = _save(run)
     if bar is not None:
         bar.close()
-    if (last_ckpt is None or last_ckpt.name != f"step-{step:06d}") and step > 0:
-        last_ckpt = save()
+    if run.step > 0 and (last_checkpoint is None or last_checkpoint.name != _folder_name(run.step)):
+        last_checkpoint = _save(run)  # the end of the run, off the checkpoint schedule
     model.eval()
     return TrainResult(
-        losses=losses,
-        steps=step,
+        losses=run.losses,
+        steps=run.step,
         stopped_by=stopped_by,
-        checkpoint=last_ckpt,
-        resumed_from=resumed_from,
+        checkpoint=last_checkpoint,
+        resumed_from=run.resumed_from,
         elapsed_s=time.monotonic() - start,
-        lrs=lrs,
-        ema_model=ema_model,
+        lrs=run.lrs,
+        ema_model=run.ema_model,
     )
 
 

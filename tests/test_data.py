@@ -1,5 +1,5 @@
-"""Tests for course_lib.data: reading audio from dataset rows (old dicts and torchcodec decoders),
-course-made clip folders and datasets, and the safetensors cache."""
+"""Tests for course_lib.hub_datasets.audio_array (reading audio from dataset rows: old dicts and
+torchcodec decoders) and course_lib.data: course-made clip folders and datasets, the safetensors cache."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import save_file
 
-from course_lib import data, synth
+from course_lib import data, hub_datasets, synth
 from course_lib.validate import CourseInputError
 
 PCM16 = 1.0 / 32768 + 1e-6  # largest error of a round trip through 16-bit WAV
@@ -32,25 +32,25 @@ def _stereo(n: int = 800, sr: int = 8000) -> np.ndarray:
 
 def test_audio_array_old_dict_rows() -> None:
     x = _stereo()
-    mono, sr = data.audio_array({"array": x[0], "sampling_rate": 8000, "path": None})
+    mono, sr = hub_datasets.audio_array({"array": x[0], "sampling_rate": 8000, "path": None})
     assert sr == 8000 and mono.dtype == np.float32
     np.testing.assert_array_equal(mono, x[0])
     row = {"audio": {"array": x.T, "sampling_rate": 8000}, "label": 3}  # (time, channels) as soundfile gives
-    avg, _ = data.audio_array(row)
+    avg, _ = hub_datasets.audio_array(row)
     np.testing.assert_allclose(avg, x.mean(0), atol=1e-7)
-    both, _ = data.audio_array(row, mono=False)
+    both, _ = hub_datasets.audio_array(row, mono=False)
     np.testing.assert_array_equal(both, x)  # always (channels, time)
-    single, _ = data.audio_array({"array": x[0].astype(np.float64), "sampling_rate": 8000}, mono=False)
+    single, _ = hub_datasets.audio_array({"array": x[0].astype(np.float64), "sampling_rate": 8000}, mono=False)
     assert single.shape == (1, 800) and single.dtype == np.float32
-    custom, _ = data.audio_array({"speech": {"array": x[1], "sampling_rate": 8000}}, column="speech")
+    custom, _ = hub_datasets.audio_array({"speech": {"array": x[1], "sampling_rate": 8000}}, column="speech")
     np.testing.assert_array_equal(custom, x[1])
-    listed, _ = data.audio_array({"array": [0.1, -0.2, 0.3], "sampling_rate": 16000})
+    listed, _ = hub_datasets.audio_array({"array": [0.1, -0.2, 0.3], "sampling_rate": 16000})
     np.testing.assert_allclose(listed, [0.1, -0.2, 0.3], rtol=1e-6)
 
 
 def test_audio_array_result_is_a_copy() -> None:
     x = np.zeros(100, np.float32)
-    out, _ = data.audio_array({"array": x, "sampling_rate": 8000})
+    out, _ = hub_datasets.audio_array({"array": x, "sampling_rate": 8000})
     out[0] = 1.0
     assert x[0] == 0.0
 
@@ -68,10 +68,10 @@ def test_audio_array_torchcodec_decoder(wav_dataset: tuple[datasets.Dataset, np.
     ds, x = wav_dataset
     value = ds[0]["audio"]
     assert hasattr(value, "get_all_samples")  # datasets >= 4 hands out a decoder, not a dict
-    mono, sr = data.audio_array(value)
+    mono, sr = hub_datasets.audio_array(value)
     assert sr == 8000 and mono.shape == (800,)
     np.testing.assert_allclose(mono, x.mean(0), atol=PCM16)
-    both, _ = data.audio_array(ds[0], mono=False)  # the whole row works too
+    both, _ = hub_datasets.audio_array(ds[0], mono=False)  # the whole row works too
     assert both.shape == (2, 800)
     np.testing.assert_allclose(both, x, atol=PCM16)
 
@@ -79,12 +79,12 @@ def test_audio_array_torchcodec_decoder(wav_dataset: tuple[datasets.Dataset, np.
 def test_audio_array_undecoded_bytes(wav_dataset: tuple[datasets.Dataset, np.ndarray]) -> None:
     ds, x = wav_dataset
     raw = ds.cast_column("audio", datasets.Audio(decode=False))[0]["audio"]
-    by_path, sr = data.audio_array({"path": raw["path"], "bytes": None})
+    by_path, sr = hub_datasets.audio_array({"path": raw["path"], "bytes": None})
     assert sr == 8000
     np.testing.assert_allclose(by_path, x.mean(0), atol=PCM16)
     buf = io.BytesIO()
     sf.write(buf, x[0], 8000, format="WAV", subtype="PCM_16")
-    by_bytes, _ = data.audio_array({"bytes": buf.getvalue(), "path": "x.wav"})
+    by_bytes, _ = hub_datasets.audio_array({"bytes": buf.getvalue(), "path": "x.wav"})
     np.testing.assert_allclose(by_bytes, x[0], atol=PCM16)
 
 
@@ -108,11 +108,11 @@ def test_audio_array_errors(tmp_path: Path) -> None:
     ]
     for value, message in cases:
         with pytest.raises(CourseInputError, match=message):
-            data.audio_array(value)
+            hub_datasets.audio_array(value)
     with pytest.raises(CourseInputError, match="mono"):
-        data.audio_array(good, mono="yes")  # type: ignore[arg-type]
+        hub_datasets.audio_array(good, mono="yes")  # type: ignore[arg-type]
     with pytest.raises(CourseInputError, match="column"):
-        data.audio_array(good, column=3)  # type: ignore[arg-type]
+        hub_datasets.audio_array(good, column=3)  # type: ignore[arg-type]
 
 
 class _FakeSamples:
@@ -133,16 +133,16 @@ class _FakeDecoder:
 
 
 def test_audio_array_decoder_errors() -> None:
-    mono, sr = data.audio_array(_FakeDecoder(torch.ones(2, 5)))
+    mono, sr = hub_datasets.audio_array(_FakeDecoder(torch.ones(2, 5)))
     assert sr == 8000 and mono.shape == (5,)
     with pytest.raises(CourseInputError, match="could not decode"):
-        data.audio_array({"audio": _FakeDecoder(None)})
+        hub_datasets.audio_array({"audio": _FakeDecoder(None)})
     with pytest.raises(CourseInputError, match="NaN"):
-        data.audio_array(_FakeDecoder(torch.tensor([[0.0, float("nan")]])))
+        hub_datasets.audio_array(_FakeDecoder(torch.tensor([[0.0, float("nan")]])))
     with pytest.raises(CourseInputError, match="empty"):
-        data.audio_array(_FakeDecoder(torch.zeros(1, 0)))
+        hub_datasets.audio_array(_FakeDecoder(torch.zeros(1, 0)))
     with pytest.raises(CourseInputError, match="sample_rate"):
-        data.audio_array(_FakeDecoder(torch.zeros(1, 4), sample_rate=0))
+        hub_datasets.audio_array(_FakeDecoder(torch.zeros(1, 4), sample_rate=0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,14 +209,14 @@ def test_make_music_dataset_schema_and_round_trip() -> None:
     assert ds["genre_id"] == [synth.MUSIC_STYLES.index(g) for g in ds["genre"]]
     assert len(set(ds["song_id"])) == 2
     row = ds[1]
-    audio, sr = data.audio_array(row["audio"])
+    audio, sr = hub_datasets.audio_array(row["audio"])
     assert sr == 8000 and audio.shape == (8000,)
     expected = synth.music_clip(row["genre"], 1.0, 8000, seed=row["song_id"])
     np.testing.assert_allclose(audio, expected, atol=PCM16)
     same = data.make_music_dataset(styles=["techno", "ambient"], n_per_style=2, duration=1.0, sample_rate=8000,
                                    seed=5)
     assert same["song_id"] == ds["song_id"]
-    np.testing.assert_array_equal(data.audio_array(same[3])[0], data.audio_array(ds[3])[0])
+    np.testing.assert_array_equal(hub_datasets.audio_array(same[3])[0], hub_datasets.audio_array(ds[3])[0])
     assert data.make_music_dataset(["rock"], 1, 0.5, 8000, seed=6)["song_id"] != ds["song_id"][:1]
 
 
@@ -241,7 +241,7 @@ def test_make_drum_dataset() -> None:
     assert ds["label_name"] == [synth.DRUM_CLASSES[i] for i in ds["label"]]
     audio, labels = synth.drum_dataset(2, seed=1, sample_rate=8000, length=2048)
     assert ds["label"] == labels.tolist()
-    decoded, sr = data.audio_array(ds[5])
+    decoded, sr = hub_datasets.audio_array(ds[5])
     assert sr == 8000
     np.testing.assert_allclose(decoded, audio[5], atol=PCM16)
     with pytest.raises(CourseInputError, match="sample_rate"):

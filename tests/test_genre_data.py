@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import data
+from course_lib import data, hub_datasets
 from course_lib.audio import resample
 from course_lib.diffusion import images_to_tensor
-from course_lib.spectrogram import Mel
+from course_lib.mel import Mel
 from course_lib.training import TrainConfig, train
 from course_lib.validate import CourseInputError
 
@@ -138,7 +138,7 @@ def test_first_crop_equals_the_first_slice_image(music: datasets.Dataset, tmp_pa
     mel = small_mel()
     slices = data.CachedMelSlices(music, mel, batch_size=1, folder=tmp_path, progress=False)
     for clip in range(slices.n_clips):
-        audio, sr = data.audio_array(music[clip])
+        audio, sr = hub_datasets.audio_array(music[clip])
         mel.load_audio(raw_audio=resample(audio, sr, mel.sr))
         expected = torch.from_numpy(np.asarray(mel.audio_slice_to_image(0)))
         got = slices.crop_images([clip], [0])[0]
@@ -157,7 +157,7 @@ def test_crops_equal_slice_images_away_from_the_edges(music: datasets.Dataset, t
         slices = data.CachedMelSlices(music, mel, batch_size=1, folder=tmp_path, progress=False)
         same = compared = 0
         for clip in (0, 3):
-            audio, sr = data.audio_array(music[clip])
+            audio, sr = hub_datasets.audio_array(music[clip])
             audio = resample(audio, sr, mel.sr)
             for c in range(1, int(slices.n_starts[clip]), 3):
                 crop = slices.crop_images([clip], [c])[0]
@@ -317,7 +317,7 @@ def test_tutorial_dataloader_makes_slice_images(music: datasets.Dataset) -> None
     assert mel.audio is None  # the caller's Mel is left alone
     slice_images = {}
     for clip in range(len(music)):
-        audio, sr = data.audio_array(music[clip])
+        audio, sr = hub_datasets.audio_array(music[clip])
         mel.load_audio(raw_audio=resample(audio, sr, mel.sr))
         slice_images[clip] = [images_to_tensor(mel.audio_slice_to_image(k))[0]
                               for k in range(mel.get_number_of_slices())]

@@ -1,4 +1,4 @@
-"""data.load_audio_dataset: the real load_dataset path on a local folder, with and without torchcodec."""
+"""hub_datasets.load_audio_dataset: the real load_dataset path on a local folder, with and without torchcodec."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from course_lib import data
+from course_lib import data, hub_datasets
 from course_lib.validate import CourseInputError
 
 
@@ -20,26 +20,26 @@ def parquet_folder(tmp_path_factory):
 
 
 def _samples(ds):
-    return [data.audio_array(row) for row in ds]
+    return [hub_datasets.audio_array(row) for row in ds]
 
 
 def test_loads_a_local_folder_with_the_audio_column(parquet_folder):
-    ds = data.load_audio_dataset(parquet_folder, split="train")
+    ds = hub_datasets.load_audio_dataset(parquet_folder, split="train")
     assert len(ds) == 4
     assert sorted(set(ds["genre"])) == ["jazz", "rock"]
-    if data.torchcodec_problem() is None:
+    if hub_datasets.torchcodec_problem() is None:
         assert ds.features["audio"].decode  # nothing changed where torchcodec works
     for audio, sr in _samples(ds):
         assert sr == 8000 and audio.shape == (2400,) and 0 < np.abs(audio).max() <= 1
 
 
 def test_without_torchcodec_the_audio_is_left_undecoded_and_reads_the_same(parquet_folder, monkeypatch):
-    if data.torchcodec_problem() is not None:
+    if hub_datasets.torchcodec_problem() is not None:
         pytest.skip("torchcodec does not load here, so there is no decoded reference to compare with")
-    reference = _samples(data.load_audio_dataset(parquet_folder))
-    monkeypatch.setattr(data, "torchcodec_problem", lambda: "RuntimeError: Could not load libtorchcodec")
+    reference = _samples(hub_datasets.load_audio_dataset(parquet_folder))
+    monkeypatch.setattr(hub_datasets, "torchcodec_problem", lambda: "RuntimeError: Could not load libtorchcodec")
     with pytest.warns(UserWarning, match="soundfile"):
-        ds = data.load_audio_dataset(parquet_folder)
+        ds = hub_datasets.load_audio_dataset(parquet_folder)
     assert ds.features["audio"].decode is False
     row = ds[0]["audio"]
     assert isinstance(row, dict) and row["bytes"]  # the encoded file, not a decoder
@@ -50,7 +50,7 @@ def test_without_torchcodec_the_audio_is_left_undecoded_and_reads_the_same(parqu
 
 
 def test_torchcodec_problem_is_none_or_a_reason():
-    problem = data.torchcodec_problem()
+    problem = hub_datasets.torchcodec_problem()
     assert problem is None or (isinstance(problem, str) and problem)
 
 
@@ -62,27 +62,27 @@ def test_torchcodec_problem_is_none_or_a_reason():
 ])
 def test_bad_arguments(path, kwargs, match):
     with pytest.raises(CourseInputError, match=match):
-        data.load_audio_dataset(path, **kwargs)
+        hub_datasets.load_audio_dataset(path, **kwargs)
 
 
 def test_a_hub_id_offline_names_the_switch_and_the_stand_in(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(CourseInputError, match="offline.*make_music_dataset"):
-        data.load_audio_dataset("lewtun/music_genres")
+        hub_datasets.load_audio_dataset("lewtun/music_genres")
 
 
 def test_wrong_split_and_column(parquet_folder):
     with pytest.raises(CourseInputError, match="split 'validation'"):
-        data.load_audio_dataset(parquet_folder, split="validation")
+        hub_datasets.load_audio_dataset(parquet_folder, split="validation")
     with pytest.raises(CourseInputError, match="no 'sound' column"):
-        data.load_audio_dataset(parquet_folder, column="sound")
+        hub_datasets.load_audio_dataset(parquet_folder, column="sound")
     with pytest.raises(CourseInputError, match="not an Audio column"):
-        data.load_audio_dataset(parquet_folder, column="genre")
+        hub_datasets.load_audio_dataset(parquet_folder, column="genre")
 
 
 def test_no_warning_when_torchcodec_works(parquet_folder):
-    if data.torchcodec_problem() is not None:
+    if hub_datasets.torchcodec_problem() is not None:
         pytest.skip("torchcodec does not load here")
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        data.load_audio_dataset(parquet_folder)
+        hub_datasets.load_audio_dataset(parquet_folder)

@@ -15,7 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from course_lib import training
-from course_lib.training import TrainConfig, diffusion_loss, train, update_ema
+from course_lib.diffusion import diffusion_loss
+from course_lib.training import TrainConfig, train, update_ema
 from course_lib.validate import CourseInputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,6 +127,21 @@ def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     result = train(fresh, data, noisy_mse, _config(tmp_path, max_steps=8), progress=False)
     assert result.resumed_from == 4 and result.steps == 8
     assert not list((root / "checkpoints").glob(".tmp-*"))
+
+
+def test_resume_into_a_model_of_another_shape_says_the_checkpoint_does_not_fit(tmp_path):
+    model, data = tiny_problem()
+    train(model, data, noisy_mse, _config(tmp_path, max_steps=4), progress=False)
+    wider = torch.nn.Sequential(torch.nn.Linear(4, 32), torch.nn.Tanh(), torch.nn.Dropout(0.1), torch.nn.Linear(32, 1))
+    with pytest.raises(CourseInputError, match=r"model: the checkpoint step-000004 does not fit the model.*0\.weight"):
+        train(wider, data, noisy_mse, _config(tmp_path, max_steps=8), progress=False)
+    other = torch.nn.Sequential(torch.nn.Linear(4, 1))
+    with pytest.raises(CourseInputError, match="does not fit the model.*resume=False"):
+        training.load_checkpoint(tmp_path / "run", other)
+    # Nothing was damaged: the model that made the checkpoint still resumes from it.
+    fresh, _ = tiny_problem()
+    result = train(fresh, data, noisy_mse, _config(tmp_path, max_steps=8), progress=False)
+    assert result.resumed_from == 4 and result.steps == 8
 
 
 def _worker(out: Path, steps: int, *extra: str) -> subprocess.Popen:
