@@ -7,6 +7,7 @@ switches the whole course between a quick run (CI, a first look) and the full le
   sizes, steps and data; it never skips a cell or a code path.
 - ``HF_HUB_OFFLINE``: when set to a true value the course never tries the Hub. Otherwise a
   short network probe (at most about one second) decides, and its answer is cached.
+- ``HF_ENDPOINT``: the Hub's address (a mirror, say); the probe asks it, as the Hub libraries do.
 - ``COURSE_OFFLINE``: force offline mode for the course alone (``1``) or force online (``0``).
 - ``COURSE_DEVICE``: force a device (``cpu``, ``cuda``, ``mps``).
 """
@@ -30,11 +31,13 @@ PROFILES = ("quick", "full")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
-# The address the probe asks with one HEAD request. A bare TCP connect is not enough: some
-# networks accept every connection and drop it later, so we wait for a real HTTP answer.
-HUB_URL = "https://huggingface.co/api/models?limit=1"
+# The probe sends one HEAD request to ``{endpoint}/api/models?limit=1``. A bare TCP connect is not
+# enough: some networks accept every connection and drop it later, so we wait for a real HTTP answer.
+HUB_ENDPOINT = "https://huggingface.co"  # the public Hub, used when HF_ENDPOINT is not set
+HUB_URL = f"{HUB_ENDPOINT}/api/models?limit=1"
 
 _online_cache: bool | None = None
+_online_cache_url: str | None = None  # the address the cached answer is about
 
 
 def profile() -> str:
@@ -102,22 +105,39 @@ def _probe(url: str, timeout: float) -> bool:
     return bool(result and result[0])
 
 
+def hub_url() -> str:
+    """The address the online probe asks: ``{HF_ENDPOINT}/api/models?limit=1``.
+
+    ``HF_ENDPOINT`` is the Hub address the Hugging Face libraries use (a mirror, a company proxy, a
+    local stand-in); without it, the public Hub (:data:`HUB_URL`).
+    """
+    endpoint = os.environ.get("HF_ENDPOINT", "").strip().rstrip("/")
+    if not endpoint:
+        return HUB_URL
+    if not endpoint.startswith(("http://", "https://")):
+        raise CourseInputError(f"HF_ENDPOINT={endpoint!r} is not a web address; give one such as "
+                               "https://huggingface.co (or unset HF_ENDPOINT).")
+    return f"{endpoint}/api/models?limit=1"
+
+
 def is_online(timeout: float = 1.0, refresh: bool = False) -> bool:
     """Whether the model Hub can be used.
 
-    Honours ``HF_HUB_OFFLINE`` (and ``COURSE_OFFLINE``) first; otherwise probes the Hub once
-    with a connect that answers within ``timeout`` seconds, and caches the answer.
+    Honours ``COURSE_OFFLINE``, then ``HF_HUB_OFFLINE`` and ``TRANSFORMERS_OFFLINE``; otherwise
+    probes the Hub at ``HF_ENDPOINT`` (default: the public Hub, see :func:`hub_url`) once, with a
+    request that answers within ``timeout`` seconds, and caches the answer for that address.
     """
-    global _online_cache
+    global _online_cache, _online_cache_url
     course_offline = _env_flag("COURSE_OFFLINE")
     if course_offline is not None:
         return not course_offline
     if _env_flag("HF_HUB_OFFLINE") or _env_flag("TRANSFORMERS_OFFLINE"):
         return False
-    if _online_cache is None or refresh:
+    url = hub_url()
+    if _online_cache is None or refresh or url != _online_cache_url:
         if not (0 < timeout <= 5):
             raise CourseInputError(f"timeout={timeout!r}: give a probe time between 0 and 5 seconds.")
-        _online_cache = _probe(HUB_URL, timeout)
+        _online_cache, _online_cache_url = _probe(url, timeout), url
     return _online_cache
 
 

@@ -143,3 +143,65 @@ def test_setup_offline_tells_the_hub_libraries(monkeypatch):
     assert s.online is False and s.seed == 7
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert "offline" in str(s)
+
+
+def _probe_env(monkeypatch, endpoint):
+    """Online variables cleared, HF_ENDPOINT set (or removed), and no cached probe answer."""
+    for var in ("COURSE_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    if endpoint is None:
+        monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    else:
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setattr(settings, "_online_cache", None)
+
+
+def test_probe_asks_hf_endpoint_when_set(monkeypatch):
+    _probe_env(monkeypatch, None)
+    assert settings.hub_url() == settings.HUB_URL == "https://huggingface.co/api/models?limit=1"
+    _probe_env(monkeypatch, "https://hf-mirror.example/")
+    assert settings.hub_url() == "https://hf-mirror.example/api/models?limit=1"
+    asked = []
+    monkeypatch.setattr(settings, "_probe", lambda url, timeout: asked.append(url) or True)
+    assert settings.is_online() is True
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # another address: the cached answer is not reused
+    settings.is_online()
+    assert asked == ["https://hf-mirror.example/api/models?limit=1", "http://127.0.0.1:9/api/models?limit=1"]
+    monkeypatch.setenv("HF_ENDPOINT", "hf-mirror.example")
+    with pytest.raises(ValueError, match="HF_ENDPOINT"):
+        settings.is_online()
+
+
+@pytest.fixture
+def standin_endpoint(tmp_path):
+    """The Hub stand-in (tests/hub_standin) serving an empty folder: enough to answer the probe."""
+    from hub_standin import HubStandin
+
+    with HubStandin(tmp_path) as hub:
+        yield hub.endpoint
+
+
+@pytest.mark.parametrize("var", ["COURSE_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
+def test_offline_variables_win_over_hf_endpoint(monkeypatch, standin_endpoint, var):
+    _probe_env(monkeypatch, standin_endpoint)
+    monkeypatch.setenv(var, "1")
+    monkeypatch.setattr(settings, "_probe", lambda *a: (_ for _ in ()).throw(AssertionError("probed")))
+    assert settings.is_online() is False
+
+
+def test_probe_against_the_hub_standin_is_online(monkeypatch, standin_endpoint):
+    _probe_env(monkeypatch, standin_endpoint)
+    assert settings.is_online(refresh=True) is True
+    monkeypatch.setenv("COURSE_OFFLINE", "1")  # still the first word
+    assert settings.is_online() is False
+
+
+def test_probe_against_a_closed_port_is_offline_at_once(monkeypatch):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: the connection is refused
+    _probe_env(monkeypatch, f"http://127.0.0.1:{port}")
+    start = time.monotonic()
+    assert settings.is_online(refresh=True) is False
+    assert time.monotonic() - start < 1.0
