@@ -18,44 +18,28 @@ so the judge does not hinge on details a generator may get slightly wrong. Every
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from course_lib.models.classifier import (  # noqa: E402
+from course_lib.models.classifier import (
     DEFAULT_CONFIG,
     StyleClassifier,
     augment_delay_noise,
+    classification_accuracy,
     fit_classifier,
-    log_mel_features,
 )
-from course_lib.synth import DIGIT_CLASSES, digit_dataset  # noqa: E402
+from course_lib.models.release import command_line, training_arguments, write_model_card
+from course_lib.synth import DIGIT_CLASSES, digit_dataset
 
 TRAIN_SEED = 2000
 VAL_SEED = 3000
 SAMPLE_RATE = 22050
 DURATION = 0.74
 FEATURES = dict(sample_rate=SAMPLE_RATE, n_fft=512, hop_length=128, n_mels=64, top_db=80.0)
-
-
-def features(model: StyleClassifier, audio: torch.Tensor) -> torch.Tensor:
-    c = model.config
-    return log_mel_features(audio, c["sample_rate"], c["n_fft"], c["hop_length"], c["n_mels"], c["top_db"])
-
-
-def accuracy(model: StyleClassifier, audio: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[str, float]]:
-    """Overall and per-class accuracy."""
-    pred = model.predict(audio)
-    per_class = {name: float((pred[labels == k] == k).float().mean()) for k, name in enumerate(DIGIT_CLASSES)}
-    return float((pred == labels).float().mean()), per_class
 
 
 MODEL_CARD = """# digit-classifier: the course's judge for generated digit words
@@ -108,16 +92,11 @@ the ten labels: read its labels together with the Fréchet distance.
 
 def main(argv: list[str] | None = None) -> dict:
     """Train, evaluate, save the checkpoint and its model card; return the summary dict."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=str(REPO / "checkpoints" / "digit-classifier"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser = training_arguments("digit-classifier", __doc__.split("\n")[0], batch_size=32, lr=3e-3)
     parser.add_argument("--n-train", type=int, default=150, help="training clips per class")
     parser.add_argument("--n-val", type=int, default=40, help="held-out clips per class")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--weight-decay", type=float, default=1e-2)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
     t0 = time.time()
@@ -133,21 +112,19 @@ def main(argv: list[str] | None = None) -> dict:
     model = StyleClassifier(cfg)
 
     def make_batch(idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return features(model, augment_delay_noise(x_train[idx], gen, SAMPLE_RATE))
+        return model.features_of(augment_delay_noise(x_train[idx], gen, SAMPLE_RATE))
 
     t_train = time.time()
     loss_ema = fit_classifier(model, len(x_train), y_train, make_batch, args.epochs, args.batch_size, args.lr,
-                              args.weight_decay, args.seed, evaluate=lambda m: accuracy(m, x_val, y_val)[0])
+                              args.weight_decay, args.seed, evaluate=lambda m: classification_accuracy(m, x_val, y_val)[0])
     train_seconds = time.time() - t_train
 
-    acc, per_class = accuracy(model, x_val, y_val)
+    acc, per_class = classification_accuracy(model, x_val, y_val)
     rms = x_val.pow(2).mean(dim=1, keepdim=True).sqrt()
     noisy = x_val + torch.randn(x_val.shape, generator=torch.Generator().manual_seed(1)) * rms * 10 ** (-20 / 20)
     acc_noisy = float((model.predict(noisy) == y_val).float().mean())
 
-    command = "python scripts/train_digit_classifier.py" + "".join(
-        f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-        if k != "out" and v != parser.get_default(k))
+    command = command_line(parser, args)
     info = {
         "embed_dim": cfg["embed_dim"], "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
         "lr": args.lr, "weight_decay": args.weight_decay, "n_train_per_class": args.n_train,
@@ -166,9 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
         classes=", ".join(DIGIT_CLASSES), n_params=n_params, size_kib=size / 1024, val_pct=acc * 100,
         val_noisy_pct=acc_noisy * 100,
         per_class="\n".join(f"| {k} | {v * 100:.1f} % |" for k, v in per_class.items()), **info)
-    tmp = out / ".README.md.tmp"
-    tmp.write_text(card)
-    tmp.replace(out / "README.md")
+    write_model_card(out, card)
     print(json.dumps({"val_accuracy": acc, "val_accuracy_noisy": acc_noisy, "per_class": per_class,
                       "train_seconds": train_seconds, "total_seconds": time.time() - t0, "size_bytes": size,
                       "n_params": n_params}, indent=1))

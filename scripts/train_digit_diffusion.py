@@ -23,7 +23,6 @@ Everything is seeded; training resumes after an interruption (run the same comma
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -35,17 +34,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/RESULTS.md: spi
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
-
-from train_mel_diffusion import SCHEDULER, UNET  # noqa: E402  (lesson 02's offline model: same architecture)
-
 from course_lib import synth, training  # noqa: E402
-from course_lib.models.classifier import load_digit_classifier  # noqa: E402
-from course_lib.diffusion import SpectrogramDiffusionPipeline, images_to_tensor  # noqa: E402
+from course_lib.diffusion import SpectrogramDiffusionPipeline, diffusion_loss, images_to_tensor  # noqa: E402
 from course_lib.metrics import frechet_audio_distance  # noqa: E402
-from course_lib.spectrogram import Mel  # noqa: E402
+from course_lib.models.classifier import load_digit_classifier  # noqa: E402
+from course_lib.models.mel_unet import mel_unet, noise_scheduler  # noqa: E402  (lesson 02's offline model)
+from course_lib.models.release import command_line, training_arguments, write_training_outputs  # noqa: E402
+from course_lib.mel import Mel  # noqa: E402
 
 SAMPLE_RATE = 22050
 DURATION = 0.74  # the VAE's clip length (16 317 samples); one image holds 16 384
@@ -59,25 +54,18 @@ def digit_images(mel: Mel, n_per_class: int, seed: int) -> tuple[torch.Tensor, n
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(REPO / "checkpoints" / "digit-diffusion"))
-    parser.add_argument("--run-dir", default=str(REPO / "course_data" / "train_digit_diffusion"),
-                        help="where checkpoints for resuming go")
+    parser = training_arguments("digit-diffusion", __doc__.splitlines()[0], batch_size=16, lr=5e-4, resumable=True)
     parser.add_argument("--max-steps", type=int, default=2400,
                         help="optimizer steps (a step budget, so the same command gives the same model)")
     parser.add_argument("--n-per-class", type=int, default=200, help="training clips per class (the VAE's 200)")
     parser.add_argument("--eval-per-class", type=int, default=30, help="held-out clips per class (the VAE's 30)")
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--heldout-seed", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--eval-steps", type=int, default=50, help="DDIM steps for the evaluation samples")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+    from diffusers import DDIMScheduler
 
     mel = Mel(**MEL)
     started = time.time()
@@ -88,19 +76,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {tuple(data.shape)} images ({data_seconds:.1f} s)", flush=True)
 
     torch.manual_seed(args.seed)
-    unet = UNet2DModel(**UNET)
-    untrained = UNet2DModel(**UNET)
+    unet = mel_unet()
+    untrained = mel_unet()
     untrained.load_state_dict(unet.state_dict())
-    scheduler = DDPMScheduler(**SCHEDULER)
+    scheduler = noise_scheduler()
     n_params = sum(p.numel() for p in unet.parameters())
     print(f"UNet2DModel: {n_params:,} parameters", flush=True)
 
     config = training.TrainConfig(
-        output_dir=args.run_dir, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
-        warmup_steps=100, ema_decay=0.999, seed=args.seed, checkpoint_every=250, keep_last_n=2, log_every=10,
+        output_dir=args.run_dir, max_steps=args.max_steps, time_budget_s=args.time_budget,
+        batch_size=args.batch_size, lr=args.lr, warmup_steps=100, ema_decay=0.999, seed=args.seed, checkpoint_every=250, keep_last_n=2, log_every=10,
     )
     result = training.train(
-        unet, data, lambda model, batch, g: training.diffusion_loss(model, batch, scheduler, g), config, resume=True,
+        unet, data, lambda model, batch, g: diffusion_loss(model, batch, scheduler, g), config, resume=True,
     )
     model = (result.ema_model if result.ema_model is not None else unet).eval()
     print(f"trained {result.steps} steps ({result.stopped_by}, {result.elapsed_s:.0f} s); final loss "
@@ -145,21 +133,9 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     SpectrogramDiffusionPipeline(model, scheduler, mel).save_pretrained(out)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (out / "losses.json").write_text(json.dumps([round(float(x), 5) for x in result.losses]) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ax = training.plot_losses(result)
-    ax.figure.set_size_inches(6, 3)
-    ax.figure.savefig(out / "loss_curve.png", dpi=80, bbox_inches="tight")
-    plt.close(ax.figure)
-    command = "python scripts/train_digit_diffusion.py " + " ".join(argv if argv is not None else sys.argv[1:])
     counts = ", ".join(f"{k} {v}" for k, v in metrics["generated_word_counts"].items())
-    (out / "README.md").write_text(MODEL_CARD.format(command=command.strip(), counts_text=counts,
-                                                      **{**vars(args), **metrics}))
+    card = MODEL_CARD.format(command=command_line(parser, args), counts_text=counts, **{**vars(args), **metrics})
+    write_training_outputs(out, result, metrics, card)
     print(f"saved to {out}", flush=True)
     return 0
 

@@ -17,27 +17,23 @@ and white noise at a random signal-to-noise ratio (15-60 dB). Everything follows
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from course_lib.models.classifier import (  # noqa: E402
+from course_lib.models.classifier import (
     DEFAULT_CONFIG,
     StyleClassifier,
     augment_delay_noise,
+    classification_accuracy,
     fit_classifier,
-    log_mel_features,
 )
-from course_lib.synth import DRUM_CLASSES, drum_dataset  # noqa: E402
+from course_lib.models.release import command_line, training_arguments, write_model_card
+from course_lib.synth import DRUM_CLASSES, drum_dataset
 
 TRAIN_SEED = 1
 VAL_SEED = 2
@@ -46,19 +42,7 @@ LENGTH = 8192
 FEATURES = dict(sample_rate=SAMPLE_RATE, n_fft=512, hop_length=128, n_mels=64, top_db=80.0)
 
 
-def features(model: StyleClassifier, audio: torch.Tensor) -> torch.Tensor:
-    c = model.config
-    return log_mel_features(audio, c["sample_rate"], c["n_fft"], c["hop_length"], c["n_mels"], c["top_db"])
-
-
-def accuracy(model: StyleClassifier, audio: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[str, float]]:
-    """Overall and per-class accuracy on clean clips."""
-    pred = model.predict(audio)
-    per_class = {name: float((pred[labels == k] == k).float().mean()) for k, name in enumerate(DRUM_CLASSES)}
-    return float((pred == labels).float().mean()), per_class
-
-
-def write_model_card(out: Path, info: dict) -> None:
+def make_model_card(info: dict) -> str:
     """README.md with data, training, accuracy and the command."""
     per_class = "\n".join(f"| {k} | {v * 100:.1f} % |" for k, v in info["val_accuracy_per_class"].items())
     text = f"""# drum-classifier: the course's judge for generated drum one-shots
@@ -108,23 +92,16 @@ Accuracy: **{info["val_accuracy"] * 100:.1f} %** on clean hits; {info["val_accur
 Limits: it knows four synthetic drum families. On your own samples its labels are a guess, and a
 clip of pure noise still gets one of the four labels: pair its accuracy with the Fréchet distance.
 """
-    tmp = out / ".README.md.tmp"
-    tmp.write_text(text)
-    tmp.replace(out / "README.md")
+    return text
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Train, evaluate, save the checkpoint and its model card; return the summary dict."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=str(REPO / "checkpoints" / "drum-classifier"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser = training_arguments("drum-classifier", __doc__.split("\n")[0], batch_size=32, lr=3e-3)
     parser.add_argument("--n-train", type=int, default=200, help="training hits per class")
     parser.add_argument("--n-val", type=int, default=50, help="held-out hits per class")
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--weight-decay", type=float, default=1e-2)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
     t0 = time.time()
@@ -141,23 +118,21 @@ def main(argv: list[str] | None = None) -> dict:
     total = math.ceil(len(x_train) / args.batch_size) * args.epochs
 
     def make_batch(idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return features(model, augment_delay_noise(x_train[idx], gen, SAMPLE_RATE))
+        return model.features_of(augment_delay_noise(x_train[idx], gen, SAMPLE_RATE))
 
     t_train = time.time()
     loss_ema = fit_classifier(model, len(x_train), y_train, make_batch,
                               args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed,
-                              evaluate=lambda m: accuracy(m, x_val, y_val)[0])
+                              evaluate=lambda m: classification_accuracy(m, x_val, y_val)[0])
     train_seconds = time.time() - t_train
 
-    acc, per_class = accuracy(model, x_val, y_val)
+    acc, per_class = classification_accuracy(model, x_val, y_val)
     g = torch.Generator().manual_seed(1)
     rms = x_val.pow(2).mean(dim=1, keepdim=True).sqrt()
     noisy = x_val + torch.randn(x_val.shape, generator=g) * rms * 10 ** (-20 / 20)
     acc_noisy = float((model.predict(noisy) == y_val).float().mean())
 
-    command = "python scripts/train_drum_classifier.py" + "".join(
-        f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-        if k != "out" and v != parser.get_default(k))
+    command = command_line(parser, args)
     info = {
         "embed_dim": cfg["embed_dim"], "seed": args.seed, "epochs": args.epochs, "steps": total,
         "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
@@ -174,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
     info["size_bytes"] = (out / "model.safetensors").stat().st_size
     info["n_params"] = sum(p.numel() for p in model.parameters())
     info["total_seconds"] = time.time() - t0
-    write_model_card(out, info)
+    write_model_card(out, make_model_card(info))
     print(json.dumps({k: info[k] for k in ("val_accuracy", "val_accuracy_noisy", "val_accuracy_per_class",
                                           "train_seconds", "total_seconds", "size_bytes", "n_params")}, indent=1))
     return info

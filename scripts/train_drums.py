@@ -38,12 +38,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads s
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from course_lib import training, vdiffusion  # noqa: E402
-from course_lib.synth import DRUM_CLASSES, drum_dataset  # noqa: E402
+from course_lib import training  # noqa: E402
+from course_lib.diffusion import vdiffusion  # noqa: E402
+from course_lib.models.release import command_line, training_arguments, write_training_outputs  # noqa: E402
 from course_lib.models.unet1d import CONFIGS, UNet1D  # noqa: E402
+from course_lib.synth import DRUM_CLASSES, drum_dataset  # noqa: E402
 
 
 def cosine_after_warmup(warmup: int, total: int, floor: float) -> object:
@@ -57,25 +56,16 @@ def cosine_after_warmup(warmup: int, total: int, floor: float) -> object:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(REPO / "checkpoints" / "drum-diffusion"))
-    parser.add_argument("--run-dir", default=str(REPO / "course_data" / "train_drums"),
-                        help="where the resumable training checkpoints go")
+    parser = training_arguments("drum-diffusion", __doc__.splitlines()[0], batch_size=8, lr=1e-3, resumable=True)
     parser.add_argument("--data-dir", default=None,
                         help="train on your own one-shots: a folder of audio files, one sub-folder per class")
     parser.add_argument("--max-steps", type=int, default=2500,
                         help="optimizer steps (a step budget, so the same command gives the same model)")
-    parser.add_argument("--time-budget", type=float, default=None,
-                        help="optional: also stop after this many seconds (the result then depends on the machine)")
     parser.add_argument("--n-per-class", type=int, default=512, help="course-made training hits per class")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--ema", type=float, default=0.995)
     parser.add_argument("--eval-per-class", type=int, default=50, help="generated hits per class for the metrics")
     parser.add_argument("--eval-steps", type=int, default=50, help="sampling steps for the metrics")
     parser.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale for the metrics")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # denormal AdamW moments otherwise double the CPU optimizer step
@@ -122,16 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     trained.save_pretrained(out, dtype="float16")  # half the size (the issue caps a checkpoint at 10 MB)
     trained = UNet1D.from_pretrained(out)  # measure exactly what ships (float16 weights, loaded as float32)
-    (out / "losses.json").write_text(json.dumps([round(float(x), 5) for x in result.losses]) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ax = training.plot_losses(result, smooth=50)
-    ax.figure.set_size_inches(6, 3)
-    ax.figure.savefig(out / "loss_curve.png", dpi=80, bbox_inches="tight")
-    plt.close(ax.figure)
 
     train_seconds = _total_train_seconds(args.run_dir, result)
     info = {
@@ -150,10 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics["eval_seed"] = metrics.pop("seed")  # the sampling seed; "seed" is the training seed
         info.update(metrics, eval_seconds=round(time.time() - t_eval, 1))
     print(json.dumps(info, indent=1), flush=True)
-    (out / "metrics.json").write_text(json.dumps(info, indent=1) + "\n")
-    command = "python scripts/train_drums.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    if args.data_dir is None:
-        (out / "README.md").write_text(_model_card(command.strip(), info, args))
+    card = _model_card(command_line(parser, args), info, args) if args.data_dir is None else None
+    write_training_outputs(out, result, info, card, smooth=50)
     print(f"saved to {out} ({time.time() - started:.0f} s in all)", flush=True)
     return 0
 

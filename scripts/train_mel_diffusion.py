@@ -4,8 +4,8 @@
     python scripts/train_mel_diffusion.py --max-steps 100 --out course_data/mel-try   # a quick try
 
 Data: course-made music (``course_lib.synth.music_clip``, every style) cut into 64x64 mel-spectrogram
-images with ``course_lib.Mel`` (22 050 Hz, n_fft 1024, hop 512: one image is 1.49 s). Model: a small
-diffusers ``UNet2DModel`` trained with ``course_lib.training`` (epsilon prediction, DDPM noise
+images with ``course_lib.Mel`` (22 050 Hz, n_fft 1024, hop 512: one image is 1.49 s). Model: the small
+diffusers ``UNet2DModel`` of ``course_lib.models.mel_unet``, trained with ``course_lib.training`` (epsilon prediction, DDPM noise
 schedule, EMA). The result is saved with ``SpectrogramDiffusionPipeline.save_pretrained`` in diffusers'
 layout, next to a model card with the loss curve and metrics:
 
@@ -20,7 +20,6 @@ interruption (run the same command again).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -32,27 +31,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/RESULTS.md: spi
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
 from course_lib import synth, training  # noqa: E402
-from course_lib.models.classifier import load_style_classifier  # noqa: E402
-from course_lib.diffusion import SpectrogramDiffusionPipeline, images_to_tensor  # noqa: E402
+from course_lib.diffusion import SpectrogramDiffusionPipeline, diffusion_loss, images_to_tensor  # noqa: E402
 from course_lib.metrics import frechet_audio_distance  # noqa: E402
-from course_lib.spectrogram import Mel  # noqa: E402
+from course_lib.models.classifier import load_style_classifier  # noqa: E402
+from course_lib.models.mel_unet import mel_unet, noise_scheduler  # noqa: E402
+from course_lib.models.release import command_line, training_arguments, write_training_outputs  # noqa: E402
+from course_lib.mel import Mel  # noqa: E402
 
 MEL = dict(x_res=64, y_res=64, sample_rate=22050, n_fft=1024, hop_length=512, top_db=80, n_iter=32)
-UNET = dict(
-    sample_size=64,
-    in_channels=1,
-    out_channels=1,
-    layers_per_block=1,
-    block_out_channels=(16, 32, 64, 64),
-    norm_num_groups=8,
-    down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"),
-)
-SCHEDULER = dict(num_train_timesteps=1000, beta_schedule="linear", prediction_type="epsilon", clip_sample=True)
 
 
 def music_images(mel: Mel, clips_per_style: int, seconds: float, seed: int) -> torch.Tensor:
@@ -68,25 +55,16 @@ def real_clips(n_per_style: int, seconds: float, seed: int, sample_rate: int) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(REPO / "checkpoints" / "mel-diffusion-64"))
-    parser.add_argument("--run-dir", default=str(REPO / "course_data" / "train_mel_diffusion"),
-                        help="where checkpoints for resuming go")
+    parser = training_arguments("mel-diffusion-64", __doc__.splitlines()[0], batch_size=16, lr=5e-4, resumable=True)
     parser.add_argument("--max-steps", type=int, default=2800,
                         help="optimizer steps (a step budget, so the same command gives the same model)")
-    parser.add_argument("--time-budget", type=float, default=None,
-                        help="optional: also stop after this many seconds (the result then depends on the machine)")
     parser.add_argument("--clips-per-style", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=12.0)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--eval-samples", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from diffusers import DDPMScheduler, DDIMScheduler, UNet2DModel
+    from diffusers import DDIMScheduler
 
     mel = Mel(**MEL)
     started = time.time()
@@ -96,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
           f"({time.time() - started:.1f} s)", flush=True)
 
     torch.manual_seed(args.seed)
-    unet = UNet2DModel(**UNET)
-    untrained = UNet2DModel(**UNET)  # same seed stream, kept for the baseline
+    unet = mel_unet()
+    untrained = mel_unet()  # the same weights, kept untrained for the baseline
     untrained.load_state_dict(unet.state_dict())
-    scheduler = DDPMScheduler(**SCHEDULER)
+    scheduler = noise_scheduler()
     n_params = sum(p.numel() for p in unet.parameters())
     print(f"UNet2DModel: {n_params:,} parameters", flush=True)
 
@@ -109,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint_every=250, keep_last_n=2, log_every=10,
     )
     result = training.train(
-        unet, data, lambda model, batch, g: training.diffusion_loss(model, batch, scheduler, g), config,
+        unet, data, lambda model, batch, g: diffusion_loss(model, batch, scheduler, g), config,
         resume=True,
     )
     model = result.ema_model if result.ema_model is not None else unet
@@ -156,21 +134,9 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     SpectrogramDiffusionPipeline(model, scheduler, mel).save_pretrained(out)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (out / "losses.json").write_text(json.dumps([round(float(x), 5) for x in result.losses]) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ax = training.plot_losses(result)
-    ax.figure.set_size_inches(6, 3)
-    ax.figure.savefig(out / "loss_curve.png", dpi=80, bbox_inches="tight")
-    plt.close(ax.figure)
-    command = "python scripts/train_mel_diffusion.py " + " ".join(argv if argv is not None else sys.argv[1:])
     counts = ", ".join(f"{k} {v}" for k, v in style_counts.items())
-    (out / "README.md").write_text(MODEL_CARD.format(command=command.strip(), style_counts_text=counts,
-                                                      **{**vars(args), **metrics}))
+    card = MODEL_CARD.format(command=command_line(parser, args), style_counts_text=counts, **{**vars(args), **metrics})
+    write_training_outputs(out, result, metrics, card)
     print(f"saved to {out}", flush=True)
     return 0
 

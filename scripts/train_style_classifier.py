@@ -14,10 +14,8 @@ The features are cached with ``course_lib.data.cached_tensors`` (a second run sk
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -25,12 +23,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from course_lib.models.classifier import DEFAULT_CONFIG, StyleClassifier, fit_classifier, log_mel_features  # noqa: E402
-from course_lib.data import cached_tensors  # noqa: E402
-from course_lib.synth import MUSIC_STYLES, music_clip  # noqa: E402
+from course_lib.data import cached_tensors
+from course_lib.models.classifier import DEFAULT_CONFIG, StyleClassifier, fit_classifier, log_mel_features
+from course_lib.models.release import command_line, training_arguments, write_model_card
+from course_lib.synth import MUSIC_STYLES, music_clip
 
 TRAIN_SEED0 = 10_000
 VAL_SEED0 = 20_000
@@ -71,7 +67,7 @@ def evaluate(model: StyleClassifier, feats: torch.Tensor, labels: torch.Tensor) 
     return float((pred == labels).float().mean())
 
 
-def write_model_card(out: Path, info: dict) -> None:
+def make_model_card(info: dict) -> str:
     """README.md with data, steps, accuracy and the command."""
     per_class = "\n".join(f"| {k} | {v * 100:.1f} % |" for k, v in info["val_accuracy_per_class"].items())
     text = f"""# style-classifier: a small course-trained music-style classifier
@@ -125,23 +121,16 @@ Accuracy: **{info["val_accuracy"] * 100:.1f} %**; on random {MIN_CROP_SECONDS:g}
 Limits: it knows only the six synthetic styles; on real recordings its classes mean little, but its
 embedding still separates music-like from noise-like audio (see `tests/test_frechet.py`).
 """
-    tmp = out / ".README.md.tmp"
-    tmp.write_text(text)
-    tmp.replace(out / "README.md")
+    return text
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Train, evaluate, save the checkpoint and its model card; return the summary dict."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=str(REPO / "checkpoints" / "style-classifier"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser = training_arguments("style-classifier", __doc__.split("\n")[0], batch_size=32, lr=3e-3)
     parser.add_argument("--n-train", type=int, default=80, help="training clips per style")
     parser.add_argument("--n-val", type=int, default=20, help="held-out clips per style")
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--weight-decay", type=float, default=1e-2)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
     t0 = time.time()
@@ -182,9 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
         pred = model(x_val[:, None]).argmax(-1)
     per_class = {s: float((pred[y_val == k] == k).float().mean()) for k, s in enumerate(styles)}
 
-    command = "python scripts/train_style_classifier.py" + "".join(
-        f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-        if k != "out" and v != parser.get_default(k))
+    command = command_line(parser, args)
     info = {
         "classes": styles, "embed_dim": cfg["embed_dim"], "seed": args.seed, "epochs": args.epochs, "steps": total,
         "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
@@ -202,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
     info["size_bytes"] = (out / "model.safetensors").stat().st_size
     info["n_params"] = sum(p.numel() for p in model.parameters())
     info["total_seconds"] = time.time() - t0
-    write_model_card(out, info)
+    write_model_card(out, make_model_card(info))
     print(json.dumps({k: info[k] for k in ("val_accuracy", "val_accuracy_short", "val_accuracy_per_class",
                                           "train_seconds", "total_seconds", "size_bytes", "n_params")}, indent=1))
     return info

@@ -30,7 +30,6 @@ Metrics on the held-out clips (``metrics.json``, and the model card):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -42,10 +41,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/RESULTS.md: spi
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
 from course_lib import synth, training  # noqa: E402
+from course_lib.models.release import command_line, training_arguments, write_training_outputs  # noqa: E402
 from course_lib.models.classifier import load_style_classifier  # noqa: E402
 from course_lib.metrics import frechet_audio_distance, spectral_convergence  # noqa: E402
 from course_lib.spectrogram import magnitude, stft  # noqa: E402
@@ -100,22 +97,15 @@ def nearest_class(features: torch.Tensor, centroids: torch.Tensor) -> torch.Tens
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(REPO / "checkpoints" / "spectrogram-vae"))
-    parser.add_argument("--run-dir", default=str(REPO / "course_data" / "train_vae"),
-                        help="where checkpoints for resuming go")
+    parser = training_arguments("spectrogram-vae", __doc__.splitlines()[0], batch_size=32, lr=1e-3, resumable=True)
     parser.add_argument("--max-steps", type=int, default=6000,
                         help="optimizer steps (a step budget, so the same command gives the same model)")
     parser.add_argument("--n-per-class", type=int, default=200, help="training clips per class")
     parser.add_argument("--eval-per-class", type=int, default=30, help="held-out clips per class")
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--heldout-seed", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--kl-weight", type=float, default=None, help="default: the config's kl_weight")
     parser.add_argument("--ema-decay", type=float, default=None, help="optional EMA of the weights (e.g. 0.995)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -136,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     tc = training.TrainConfig(
-        output_dir=args.run_dir, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
+        output_dir=args.run_dir, max_steps=args.max_steps, time_budget_s=args.time_budget,
+        batch_size=args.batch_size, lr=args.lr,
         warmup_steps=100, ema_decay=args.ema_decay, seed=args.seed, checkpoint_every=500, keep_last_n=2,
         log_every=10,
     )
@@ -235,25 +226,14 @@ def main(argv: list[str] | None = None) -> int:
                          "num_samples": config.num_samples, "frame_size": config.frame_size,
                          "hop_length": config.hop_length, "min_val": 0.0, "max_val": 1.0,
                          "source": f"synth.digit_dataset({args.n_per_class}, seed={args.data_seed})"})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (out / "losses.json").write_text(json.dumps([round(float(v), 6) for v in result.losses]) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ax = training.plot_losses(result)
-    ax.figure.set_size_inches(6, 3)
-    ax.figure.savefig(out / "loss_curve.png", dpi=80, bbox_inches="tight")
-    plt.close(ax.figure)
-    command = "python scripts/train_vae.py " + " ".join(argv if argv is not None else sys.argv[1:])
     weights_mb = (out / "model.safetensors").stat().st_size / 2**20
-    (out / "README.md").write_text(MODEL_CARD.format(
-        command=command.strip(), weights_mb=weights_mb, channels=", ".join(map(str, config.channels)),
+    card = MODEL_CARD.format(
+        command=command_line(parser, args), weights_mb=weights_mb, channels=", ".join(map(str, config.channels)),
         latent_dim=config.latent_dim, n_classes=len(synth.DIGIT_CLASSES),
         counts_text=", ".join(f"{k} {v}" for k, v in metrics["prior_samples_nearest_class_counts"].items()),
         ema=f"EMA (decay {args.ema_decay:g}) of the weights" if args.ema_decay else "the trained weights (no EMA)",
-        **{**vars(args), **metrics}))
+        **{**vars(args), **metrics})
+    write_training_outputs(out, result, metrics, card, decimals=6)
     print(f"saved to {out}", flush=True)
     return 0
 

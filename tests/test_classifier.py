@@ -168,7 +168,7 @@ def test_bad_configs_and_folders_get_clear_errors(tmp_path):
         StyleClassifier({"classes": ["only-one"]})
     with pytest.raises(CourseInputError, match="channels"):
         StyleClassifier({"channels": [8, 8]})
-    with pytest.raises(CourseInputError, match="is not a folder"):
+    with pytest.raises(CourseInputError, match="is not an existing folder"):
         StyleClassifier.from_pretrained(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CourseInputError, match="has no config.json"):
@@ -179,7 +179,7 @@ def test_bad_configs_and_folders_get_clear_errors(tmp_path):
     with pytest.raises(CourseInputError, match="is not a 'course-style-classifier' config"):
         StyleClassifier.from_pretrained(other)
     (other / "config.json").write_text(json.dumps(DEFAULT_CONFIG))  # bigger channels than the weights
-    with pytest.raises(CourseInputError, match="do not fit its config"):
+    with pytest.raises(CourseInputError, match="do not fit the config"):
         StyleClassifier.from_pretrained(other)
     with pytest.raises(CourseInputError, match="is a file"):
         (tmp_path / "f").write_text("x")

@@ -291,6 +291,40 @@ def test_save_and_load_pretrained(tmp_path):
         assert torch.equal(loaded(x, 0.4, torch.tensor([1, 3])), model(x, 0.4, torch.tensor([1, 3])))
 
 
+def test_float16_storage_loads_back_as_float32(tmp_path):
+    from safetensors.torch import load_file
+
+    model = UNet1D(tiny_config(), seed=3).eval()
+    folder = model.save_pretrained(tmp_path / "half", dtype="float16")
+    stored = load_file(str(folder / "model.safetensors"))
+    assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
+    loaded = UNet1D.from_pretrained(folder)
+    for (name, original), (_, back) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert back.dtype == torch.float32 and torch.equal(back, original.half().float()), name
+    with pytest.raises(CourseInputError, match="dtype"):
+        model.save_pretrained(tmp_path / "x", dtype="int8")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "half", "missing", "config"])
+def test_damaged_files_name_the_file_and_the_fix(tmp_path, damage):
+    folder = UNet1D(tiny_config(), seed=0).save_pretrained(tmp_path / "m")
+    weights = folder / "model.safetensors"
+    if damage == "garbage":
+        weights.write_bytes(b"not a safetensors file " * 40)
+    elif damage == "half":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "missing":
+        weights.unlink()
+    else:
+        (folder / "config.json").write_text('{"channels": [8, 16,')
+    expected = {"garbage": r"model\.safetensors' is not a readable safetensors file",
+                "half": r"model\.safetensors' is not a readable safetensors file",
+                "missing": "has no model.safetensors", "config": r"config\.json' is not valid JSON"}[damage]
+    with pytest.raises(CourseInputError, match=expected) as info:
+        UNet1D.from_pretrained(folder)
+    assert "save_pretrained" in str(info.value)  # the fix
+
+
 def test_from_pretrained_bad_folders(tmp_path):
     with pytest.raises(CourseInputError, match="not an existing folder"):
         UNet1D.from_pretrained(tmp_path / "missing")
@@ -348,6 +382,11 @@ def test_unknown_class(model):
 def test_bad_noise_levels(model):
     with pytest.raises(CourseInputError, match=r"lie in \[0, 1\]"):
         model(torch.randn(2, 1, 32), torch.tensor([0.5, 1.5]))
+    for bad in (1.5, -0.1, float("nan")):
+        with pytest.raises(CourseInputError, match=r"lie in \[0, 1\]"):
+            model(torch.randn(2, 1, 32), bad)
+    with pytest.raises(CourseInputError, match=r"lie in \[0, 1\]"):
+        model(torch.randn(2, 1, 32), torch.tensor([0.5, float("nan")]))
     with pytest.raises(CourseInputError, match=r"shape \(2,\)"):
         model(torch.randn(2, 1, 32), torch.tensor([0.5, 0.5, 0.5]))
     with pytest.raises(CourseInputError, match="one noise level per item"):
@@ -384,3 +423,51 @@ def test_bad_config_objects():
         UNet1D({"channels": [8]})
     with pytest.raises(CourseInputError, match="expected a torch.nn.Module"):
         parameter_breakdown("model")
+
+
+# ------------------------------------------------------------------------------ checks that do not stall a device
+
+
+def test_values_are_checked_only_where_reading_them_is_free(model):
+    """CPU tensors: checked. Accelerator tensors: only with check_device_values (reading them would make every
+    sampler step wait for the device). A meta tensor stands in for a GPU one: its values cannot be read at all."""
+    on_device = torch.empty(2, device="meta")
+    assert model._values_are_free(torch.zeros(2)) and not model._values_are_free(on_device)
+    flagged = UNet1D(tiny_config(), seed=0)
+    flagged.check_device_values = True
+    assert flagged._values_are_free(on_device) and not UNet1D.check_device_values
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_forward_on_a_gpu_never_waits_for_it():
+    gpu_model = UNet1D(tiny_config(), seed=0).cuda().eval()
+    x = torch.randn(2, 1, 32, device="cuda")
+    sigma, labels = torch.full((2,), 0.5, device="cuda"), torch.tensor([0, 4], device="cuda")
+    with torch.no_grad():
+        gpu_model(x, sigma, labels)  # warm up (first-call allocations may synchronise)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            gpu_model(x, sigma, labels)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+
+# ------------------------------------------------------------------------------ no synthesiser behind the model
+
+
+def test_drum_class_names_are_those_of_the_drum_data():
+    from course_lib.models.unet1d import DRUM_CLASS_NAMES
+    from course_lib.synth import DRUM_CLASSES
+
+    assert DRUM_CLASS_NAMES == DRUM_CLASSES == CONFIGS["laptop"].class_names
+
+
+def test_importing_the_model_does_not_import_the_synthesiser():
+    import subprocess
+    import sys
+
+    code = ("import sys, course_lib.models.unet1d; "
+            "print(sorted(m for m in ('course_lib.synth', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -18,23 +18,14 @@ Any clip length from about 0.4 s up works: the network ends in a global average 
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from course_lib.hub import checkpoint_dir, missing_checkpoint_error
-from course_lib.validate import (
-    CourseInputError,
-    as_float_tensor,
-    check_positive_int,
-    check_sample_rate,
-    prepare_output_dir,
-)
+from course_lib.models.base import PretrainedModel
+from course_lib.validate import CourseInputError, as_float_tensor, check_positive_int, check_sample_rate
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -44,11 +35,9 @@ __all__ = [
     "load_drum_classifier",
     "load_digit_classifier",
     "augment_delay_noise",
+    "classification_accuracy",
     "fit_classifier",
 ]
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "model_type": "course-style-classifier",
@@ -113,11 +102,12 @@ def log_mel_features(audio: Any, sample_rate: int = 22050, n_fft: int = 1024, ho
     return ((db + top_db / 2) / (top_db / 2))[:, None]
 
 
-class StyleClassifier(nn.Module):
+class StyleClassifier(PretrainedModel):
     """Log-mel CNN: 4 x (conv 3x3, batch norm, ReLU, 2x2 max-pool), time-frequency average, embedding, classes.
 
     ``forward`` takes features from :func:`log_mel_features` and returns logits; the audio-level
     methods (:meth:`embed`, :meth:`predict`, :meth:`predict_proba`) do the feature step for you.
+    ``save_pretrained`` / ``from_pretrained`` come from :class:`~course_lib.models.base.PretrainedModel`.
     """
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
@@ -203,72 +193,30 @@ class StyleClassifier(nn.Module):
         """Audio (T,) or (N, T) -> the most likely class id per clip (N,) (``classes[id]`` is its name)."""
         return self.predict_proba(audio, sample_rate, batch_size).argmax(dim=-1)
 
-    def save_pretrained(self, folder: str | os.PathLike) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created if needed), atomically."""
-        from safetensors.torch import save_file
-
-        out = prepare_output_dir(folder, "folder")
-        state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
-        for name, writer in ((WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"})),
-                             (CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(self.config, indent=2) + "\n"))):
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=out)
-            os.close(fd)
-            try:
-                writer(tmp)
-                os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a checkpoint is for everyone
-                os.replace(tmp, out / name)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-        return out
+    def config_to_dict(self) -> dict[str, Any]:
+        """The config as saved in ``config.json`` (it is already a JSON-friendly dict)."""
+        return dict(self.config)
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "StyleClassifier":
-        """Load a model written by :meth:`save_pretrained`; it is returned in eval mode on ``device``."""
-        from safetensors.torch import load_file
-
-        if not isinstance(folder, (str, os.PathLike)):
-            raise CourseInputError(f"folder: expected a folder path, got {type(folder).__name__}.")
-        root = Path(folder)
-        if not root.is_dir():
+    def config_from_dict(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Check that a saved config is a style-classifier config; :class:`StyleClassifier` checks the rest."""
+        if config.get("model_type") != DEFAULT_CONFIG["model_type"]:
             raise CourseInputError(
-                f"folder: {str(root)!r} is not a folder; give the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}."
+                f"config: it is not a {DEFAULT_CONFIG['model_type']!r} config (model_type "
+                f"{config.get('model_type')!r})."
             )
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
-            if not (root / name).is_file():
-                raise CourseInputError(f"folder: {str(root)!r} has no {name}; is it a style-classifier checkpoint?")
-        try:
-            config = json.loads((root / CONFIG_NAME).read_text())
-        except json.JSONDecodeError as err:
-            raise CourseInputError(f"folder: {str(root / CONFIG_NAME)!r} is not valid JSON ({err}).") from err
-        if not isinstance(config, dict) or config.get("model_type") != DEFAULT_CONFIG["model_type"]:
-            raise CourseInputError(
-                f"folder: {str(root / CONFIG_NAME)!r} is not a {DEFAULT_CONFIG['model_type']!r} config."
-            )
-        model = cls(config)
-        state = load_file(str(root / WEIGHTS_NAME))
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()
-            raise CourseInputError(
-                f"folder: the weights in {str(root / WEIGHTS_NAME)!r} do not fit its config.json "
-                f"({first[1].strip() if len(first) > 1 else first[0]}); keep the files of one checkpoint together."
-            ) from err
-        return model.to(device).eval()
-
-
-def _load_shipped(name: str, folder: str | os.PathLike | None, device: str | torch.device) -> StyleClassifier:
-    root = checkpoint_dir(name) if folder is None else folder
-    if folder is None and not (Path(root) / CONFIG_NAME).is_file():
-        raise missing_checkpoint_error(name, Path(root))
-    return StyleClassifier.from_pretrained(root, device=device)
+        return config
 
 
 def load_style_classifier(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu"
                           ) -> StyleClassifier:
-    """The course-trained music-style classifier that ships with the repository (or the one in ``folder``)."""
-    return _load_shipped("style-classifier", folder, device)
+    """The course-trained music-style classifier that ships with the repository (or the one in ``folder``).
+
+    Lessons 02 and 03 use its embedding to measure generated music with a Fréchet distance.
+
+    Taught in lesson 02 (notebooks/02_audio_diffusion_pipeline.ipynb).
+    """
+    return StyleClassifier.load_shipped("style-classifier", folder, device)
 
 
 def load_digit_classifier(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu"
@@ -277,8 +225,10 @@ def load_digit_classifier(folder: str | os.PathLike | None = None, device: str |
 
     Lesson 06 uses it as the judge of its generators: which word a generated clip sounds like, and
     its embedding for Fréchet distances between sets of clips.
+
+    Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
     """
-    return _load_shipped("digit-classifier", folder, device)
+    return StyleClassifier.load_shipped("digit-classifier", folder, device)
 
 
 def load_drum_classifier(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu"
@@ -287,8 +237,18 @@ def load_drum_classifier(folder: str | os.PathLike | None = None, device: str | 
 
     Lesson 05 uses it to check that generated hits are of the class they were asked for, and its
     embedding for Fréchet distances between sets of one-shots.
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
-    return _load_shipped("drum-classifier", folder, device)
+    return StyleClassifier.load_shipped("drum-classifier", folder, device)
+
+
+def classification_accuracy(model: StyleClassifier, audio: Any, labels: torch.Tensor
+                            ) -> tuple[float, dict[str, float]]:
+    """The share of clips ``model`` labels correctly, overall and per class (``{class name: accuracy}``)."""
+    pred = model.predict(audio)
+    per_class = {name: float((pred[labels == k] == k).float().mean()) for k, name in enumerate(model.classes)}
+    return float((pred == labels).float().mean()), per_class
 
 
 def augment_delay_noise(audio: torch.Tensor, gen: torch.Generator, sample_rate: int = 22050,

@@ -16,84 +16,36 @@ The network, level by level (``i = 0`` is the full-resolution level)::
     output of level i = skip + gain(features) * upsampled                    <────────┘
 
 - ``ResBlock``: two (GroupNorm -> SiLU -> conv k=3) with a residual connection: local waveform
-  shapes. ``SelfAttention``: every time step looks at every other one (PyTorch's
-  ``scaled_dot_product_attention``); it is quadratic in length, so it is only used at the
-  low-resolution levels, where a few hundred steps summarise the whole clip.
-- Conditioning: the noise level (and the class) become one *feature vector* per item
-  (``modulation_features`` numbers). Every ``Modulation`` normalises each time step over the
-  channels and then scales and shifts it by amounts computed from that vector; every skip
-  connection is weighted by a gain computed from it too. This is how the network knows how
-  noisy its input is, and which drum to make.
-- Classes (beyond the peer project, which trains one model per drum class): a learned vector per
-  class is added to the noise-level features. One extra "null" class (index ``num_classes``)
-  means "no class"; training it on a random 10 % of the batch lets one model sample with or
-  without a class, and so with classifier-free guidance (see ``vdiffusion.sample``).
-- Positional encoding (beyond the peer; on in ``"laptop"``, off in ``"reference"``): attention
-  treats time steps as a set, and convolutions only see a few thousand samples around them, so
-  nothing tells the middle of a clip where it is; but a drum hit starts at the beginning and
-  decays. Fixed sine/cosine patterns of the step index (no parameters) added inside every
-  attention layer fix that. In a CPU trial of "laptop" (1321 steps at batch 8 on synth drums,
-  same seed and data; 4 samples per class, 50 steps, eta=1) the share of energy in the first
-  quarter of kicks/snares/hi-hats was 0.48/0.65/0.78 with it (real hits: 0.45/0.79/0.90) and
-  0.27/0.34/0.52 without (0.25 means no decay at all), at the same loss.
-- Every level halves the length (factor 2). Larger strides or "patching" caused aliasing and
-  high-frequency artefacts in the reference project, so the model downsamples gently and a
-  clip's length must be a multiple of the product of the factors (``length_multiple``).
+  shapes. ``SelfAttention``: every time step looks at every other one; it is quadratic in length,
+  so it is only used at the low-resolution levels.
+- Conditioning: the noise level (and the class) become one feature vector per item; every
+  ``Modulation`` scales and shifts each time step by amounts computed from it, and every skip
+  connection is weighted by a gain computed from it. One extra "null" class (index
+  ``num_classes``) means "no class", which makes classifier-free guidance possible.
+- Positional encoding (fixed sine/cosine patterns inside attention) tells the network *where* in
+  the clip a step is: a drum hit starts at the beginning and decays.
+- Every level halves the length (factor 2), so a clip's length must be a multiple of the product
+  of the factors (``length_multiple``).
 
-Two named configurations are in ``CONFIGS``: ``"reference"`` is the architecture of the peer
-project tiny-audio-diffusion (``audio-diffusion-pytorch`` 0.1.3's UNetV0 with ``a-unet``
-0.0.16), sized for a GPU; ``"laptop"`` (4.77 M parameters, 0.37 s of 22.05 kHz mono) is sized
-to train in minutes on a 2-core CPU: one training step at batch 8 took about 0.45 s with two
-threads (fp32; bf16 autocast was no faster at this width), about 2 500 steps in 20 minutes.
-
-Parameter count of ``"reference"`` (``parameter_breakdown``), the same components as the peer::
-
-    with num_classes=0 (the peer's unconditional model): 31 574 724 in all, as the peer counts
-      linear 23 545 026   Modulation 1024 -> 2C in the 40 blocks (12.07 M), attention q/kv/out
-                          in the 20 blocks of the three lowest levels (9.44 M), noise-level MLP
-                          257 -> 1024 -> 1024 (1.31 M), skip gains 1024 -> C (0.72 M)
-      conv    7 987 586   ResBlocks (7.34 M), down- and up-sampling (0.65 M)
-      norm       41 984   GroupNorm / LayerNorm gains and biases
-      other         128   the learned Fourier frequencies of the noise-level embedding
-    with num_classes=4 (the course's one model for four drum classes): + 5 120 (5 x 1024 class
-    vectors) = 31 579 844.
-
-The peer applies the same 1024 -> 1024 layer twice in its time MLP; here the MLP has one such
-layer (the same parameters, one matrix multiply less).
-
-Speed on a CPU (``bench/bench_waveform.py`` compares this model with the peer's, same architecture
-and parameter count): the maths is the same, the differences are in how it is computed. Attention
-uses PyTorch's fused kernel (it never stores the T x T weights; in float32 2-3x faster than two
-matrix products at 1024 steps), except in bfloat16 on short sequences, where the written-out
-formula was the faster one (``attend``). The modulation normalises on the (B, T, C) view and keeps
-the input's precision under autocast (its statistics are float32 all the same). Training with
-``course_lib.training.train`` uses AdamW's fused kernel (``training.make_optimizer``).
+``CONFIGS["reference"]`` is the architecture of the peer project tiny-audio-diffusion (31.6 M
+parameters, sized for a GPU); ``CONFIGS["laptop"]`` (4.77 M) is sized to train on a laptop CPU. The
+trials behind these choices, the parameter breakdown of the reference and the speed measurements
+are in ``bench/RESULTS.md`` (lesson 05) and the drum model's card, ``checkpoints/drum-diffusion/README.md``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.synth import DRUM_CLASSES
-from course_lib.validate import (
-    CourseInputError,
-    check_choice,
-    check_dir,
-    check_positive_int,
-    check_sample_rate,
-    prepare_output_dir,
-)
+from course_lib.models.base import PretrainedModel
+from course_lib.validate import CourseInputError, check_positive_int, check_sample_rate
 
 __all__ = [
     "CONFIGS",
@@ -105,8 +57,10 @@ __all__ = [
     "sinusoidal_positions",
 ]
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+# The four classes of lesson 05's drums, in the order of ``course_lib.synth.DRUM_CLASSES`` (the drum data
+# defines them; tests/test_unet1d.py checks the two agree). Written out here so that the model does not
+# import the synthesiser (scipy) for four names. A checkpoint stores its own class names in config.json.
+DRUM_CLASS_NAMES: tuple[str, ...] = ("kick", "snare", "hihat", "percussion")
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,6 +77,8 @@ class UNet1DConfig:
     model was made for (the forward pass accepts any length that ``length_multiple`` divides).
     ``num_classes=0`` makes an unconditional model; otherwise ``class_names`` names the classes.
     The defaults are those of ``CONFIGS["laptop"]``.
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
 
     in_channels: int = 1
@@ -138,7 +94,7 @@ class UNet1DConfig:
     modulation_features: int = 256
     resnet_groups: int = 8
     num_classes: int = 4
-    class_names: tuple[str, ...] = DRUM_CLASSES
+    class_names: tuple[str, ...] = DRUM_CLASS_NAMES
 
     def __post_init__(self) -> None:
         self.validate()
@@ -246,7 +202,7 @@ CONFIGS: dict[str, UNet1DConfig] = {
         modulation_features=1024,
         resnet_groups=8,
         num_classes=4,
-        class_names=DRUM_CLASSES,
+        class_names=DRUM_CLASS_NAMES,
     ),
     # 0.37 s of 22.05 kHz mono (an eighth of the reference's samples), as deep (8 levels, 128x
     # down) but narrower (16 channels at full resolution), one block per level except the two
@@ -266,7 +222,7 @@ CONFIGS: dict[str, UNet1DConfig] = {
         modulation_features=256,
         resnet_groups=8,
         num_classes=4,
-        class_names=DRUM_CLASSES,
+        class_names=DRUM_CLASS_NAMES,
     ),
 }
 
@@ -350,11 +306,9 @@ def sinusoidal_positions(length: int, channels: int, device: torch.device | None
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """``softmax(q @ k^T / sqrt(D)) @ v`` for every head: (B, H, T, D) inputs, (B, H, T, D) output.
 
-    Mostly PyTorch's fused ``scaled_dot_product_attention``: it never stores the T x T attention
-    weights, and in float32 it was 2-3x faster than the two matrix products on a 2-core CPU. In
-    bfloat16 on the CPU the fused kernel was the slower one for short sequences (up to 512 steps:
-    1.6x slower to train), so there the formula is written out; at 1024 steps both took the same
-    time and the fused kernel saves memory (the weights of one layer at batch 4: 64 MB).
+    Mostly PyTorch's fused ``scaled_dot_product_attention``, which never stores the T x T attention
+    weights. In bfloat16 on the CPU the fused kernel measured slower for short sequences (up to 512
+    steps), so there the formula is written out (bench/RESULTS.md, lesson 05).
     """
     if q.dtype != torch.float32 and q.device.type == "cpu" and q.shape[-2] <= 512:
         weights = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2), dim=-1)  # (B, H, T, T)
@@ -442,14 +396,25 @@ class Level(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-class UNet1D(nn.Module):
+class UNet1D(PretrainedModel):
     """The waveform U-Net: ``model(x (B, C, T), sigma (B,), class_labels (B,) | None) -> (B, C, T)``.
 
     ``seed`` (optional) makes the initial weights reproducible without touching the global RNG.
     ``class_labels`` are class indices; ``None`` (or the index ``null_class``) means "no class".
-    ``save_pretrained(folder)`` / ``UNet1D.from_pretrained(folder)`` store ``config.json`` and
-    ``model.safetensors`` (no pickle), like a diffusers model.
+    ``save_pretrained(folder, dtype="float16")`` / ``UNet1D.from_pretrained(folder)`` store
+    ``config.json`` and ``model.safetensors`` (no pickle), like a diffusers model.
+
+    The inputs of ``forward`` are checked on every call, without waiting for the device: their
+    shapes and dtypes always (metadata, free), their *values* (``sigma`` in [0, 1], class indices in
+    range) where reading them costs nothing: Python numbers and CPU tensors. Reading a GPU tensor's
+    values makes the CPU wait for the GPU, which every sampler step would pay; the samplers build
+    valid values themselves (``vdiffusion.class_indices`` checks labels once, at ``sample``'s entry).
+    Set ``model.check_device_values = True`` to check tensors on an accelerator too (e.g. to debug).
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
+
+    check_device_values: bool = False
 
     def __init__(self, config: UNet1DConfig | None = None, seed: int | None = None) -> None:
         super().__init__()
@@ -515,16 +480,19 @@ class UNet1D(nn.Module):
                 f"x: length {length} is not a multiple of {c.length_multiple} (the product of the factors "
                 f"{c.factors}); pad or crop it to e.g. {good} samples."
             )
+        out_of_range = "sigma: noise levels must lie in [0, 1] (0 = clean, 1 = pure noise)."
         if isinstance(sigma, (int, float)) and not isinstance(sigma, bool):
+            if not 0.0 <= sigma <= 1.0:
+                raise CourseInputError(out_of_range)
             sigma = torch.full((n,), float(sigma), device=x.device)
         if not isinstance(sigma, torch.Tensor) or sigma.ndim > 1 or (sigma.ndim == 1 and sigma.shape[0] != n):
             raise CourseInputError(
                 f"sigma: expected one noise level per item, a tensor of shape ({n},) (or a number), got "
                 f"{tuple(sigma.shape) if isinstance(sigma, torch.Tensor) else type(sigma).__name__}."
             )
+        if self._values_are_free(sigma) and not bool(((sigma >= 0) & (sigma <= 1)).all()):
+            raise CourseInputError(out_of_range)
         sigma = sigma.to(x.device).float().expand(n)
-        if not bool(((sigma >= 0) & (sigma <= 1)).all()):
-            raise CourseInputError("sigma: noise levels must lie in [0, 1] (0 = clean, 1 = pure noise).")
         labels = None
         if class_labels is not None:
             if not c.num_classes:
@@ -540,15 +508,19 @@ class UNet1D(nn.Module):
                 )
             if labels.shape != (n,):
                 raise CourseInputError(f"class_labels: expected shape ({n},), got {tuple(labels.shape)}.")
-            labels = labels.to(x.device, torch.long)
-            if n and (int(labels.min()) < 0 or int(labels.max()) > c.num_classes):
+            if n and self._values_are_free(labels) and (int(labels.min()) < 0 or int(labels.max()) > c.num_classes):
                 bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
                 names = f" {dict(enumerate(c.class_names))}" if c.class_names else ""
                 raise CourseInputError(
                     f"class_labels: unknown class {bad}; use 0..{c.num_classes - 1}{names}, or "
                     f"{c.num_classes} (or None) for no class."
                 )
+            labels = labels.to(x.device, torch.long)
         return x, sigma, labels
+
+    def _values_are_free(self, t: torch.Tensor) -> bool:
+        """Whether reading ``t``'s values costs no wait for a device (see the class docstring)."""
+        return t.device.type == "cpu" or self.check_device_values
 
     # ---------------------------------------------------------------------------- forward
 
@@ -583,62 +555,14 @@ class UNet1D(nn.Module):
 
     # ---------------------------------------------------------------------------- saving
 
-    def save_pretrained(self, folder: str | os.PathLike, dtype: str = "float32") -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created if needed).
-
-        ``dtype="float16"`` stores the weights at half size (how the course ships its drum model:
-        under 10 MB); ``from_pretrained`` loads them back into float32. Each file is written to a
-        temporary name and renamed into place, so an interrupted save never leaves half a file.
-        """
-        from safetensors.torch import save_file
-
-        check_choice(dtype, "dtype", ("float32", "float16", "bfloat16"))
-        out = prepare_output_dir(folder, "folder")
-        config = {"_class_name": type(self).__name__, **self.config.to_dict()}
-        weights = {k: v.detach().to("cpu", getattr(torch, dtype) if v.is_floating_point() else v.dtype).contiguous()
-                   for k, v in self.state_dict().items()}
-        for name, write in ((WEIGHTS_NAME, lambda tmp: save_file(weights, tmp, metadata={"format": "pt"})),
-                            (CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=1),
-                                                                           encoding="utf-8"))):
-            handle, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
-            os.close(handle)
-            try:
-                write(tmp)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, out / name)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-        return out
+    def config_to_dict(self) -> dict[str, Any]:
+        """The config as saved in ``config.json`` (save_pretrained adds ``"_class_name": "UNet1D"``)."""
+        return self.config.to_dict()
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device | None = None) -> UNet1D:
-        """Load a model written by ``save_pretrained`` (weights only, no pickle); eval mode."""
-        from safetensors.torch import load_file
-
-        root = check_dir(folder, "folder")
-        config_path, weights_path = root / CONFIG_NAME, root / WEIGHTS_NAME
-        for p in (config_path, weights_path):
-            if not p.is_file():
-                raise CourseInputError(
-                    f"folder: {str(root)!r} has no {p.name}; give a folder written by UNet1D.save_pretrained."
-                )
-        try:
-            raw = json.loads(config_path.read_text(encoding="utf-8"))
-        except ValueError as e:
-            raise CourseInputError(f"folder: {config_path} is not valid JSON ({e}).") from e
-        if isinstance(raw, dict) and raw.get("_class_name", cls.__name__) != cls.__name__:
-            raise CourseInputError(f"folder: {config_path} describes a {raw['_class_name']}, not a {cls.__name__}.")
-        model = cls(UNet1DConfig.from_dict(raw))
-        try:
-            model.load_state_dict(load_file(weights_path))
-        except RuntimeError as e:
-            raise CourseInputError(
-                f"folder: the weights in {weights_path} do not fit the config next to them ({str(e)[:300]})."
-            ) from e
-        if device is not None:
-            model.to(device)
-        return model.eval()
+    def config_from_dict(cls, config: dict[str, Any]) -> UNet1DConfig:
+        """The :class:`UNet1DConfig` in a saved config."""
+        return UNet1DConfig.from_dict(config)
 
 
 # --------------------------------------------------------------------------------------------
@@ -658,6 +582,8 @@ def parameter_breakdown(model: nn.Module) -> dict[str, int]:
 
     Shows where a model's size goes: in the reference U-Net, three quarters sit in the linear
     layers that turn the 1024 conditioning features into per-channel scales and shifts.
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
     if not isinstance(model, nn.Module):
         raise CourseInputError(f"model: expected a torch.nn.Module, got {type(model).__name__}.")
@@ -681,7 +607,10 @@ def parameter_breakdown(model: nn.Module) -> dict[str, int]:
 
 def plot_unet(config: UNet1DConfig, ax: Any = None, title: str | None = None) -> Any:
     """Draw a configuration as a U: one box per level (channels x samples), down on the left, up on
-    the right, skip connections across, attention levels highlighted. Returns the matplotlib axes."""
+    the right, skip connections across, attention levels highlighted. Returns the matplotlib axes.
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
+    """
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 

@@ -28,7 +28,8 @@ Going back to sound: the decoder gives a normalised spectrogram; the per-clip mi
 
 Two configurations: :data:`CLASSIC` (filters 512, 256, 128, 64, 32; latent 128: the classic project's
 encoder, sized for a GPU) and the default ``VAEConfig()`` (:data:`LAPTOP`: 16, 32, 64, 128, 128, narrow
-where the maps are large), which trains in under 20 minutes on two CPU cores. The decoder mirrors the
+where the maps are large), sized to train on a laptop CPU (its time: the model card,
+``checkpoints/spectrogram-vae/README.md``). The decoder mirrors the
 encoder (the same channel counts in reverse). Sizes: CLASSIC 3 543 009 parameters and about 6.5 G
 multiply-adds per clip in its convolutions (a transposed convolution works at its larger output size);
 LAPTOP 2 067 777 parameters (most of them in the three linear layers around the latent) and 88 M
@@ -38,10 +39,8 @@ multiply-adds, 74 times fewer.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -51,6 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.io import read_json, write_json
+from course_lib.models.base import PretrainedModel
 from course_lib.validate import (
     CourseInputError,
     as_float_tensor,
@@ -81,8 +82,6 @@ __all__ = [
     "MIN_MAX_NAME",
 ]
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 MIN_MAX_NAME = "min_max_values.json"
 CHECKPOINT_NAME = "spectrogram-vae"
 _MODEL_TYPE = "course-spectrogram-vae"
@@ -102,6 +101,8 @@ class VAEConfig:
     audio fields say which clips it was made for (lesson 01's pipeline: 0.74 s at 22 050 Hz, frame
     512, hop 256 -> 256 x 64). ``kl_weight`` is the default weight of the KL term in :func:`vae_loss`.
     The defaults are :data:`LAPTOP`.
+
+    Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
     """
 
     height: int = 256
@@ -215,7 +216,10 @@ LAPTOP = VAEConfig()
 
 
 def layer_shapes(config: VAEConfig) -> list[tuple[str, tuple[int, int, int]]]:
-    """(name, (channels, height, width)) after every encoder block, from the config alone (no model)."""
+    """(name, (channels, height, width)) after every encoder block, from the config alone (no model).
+
+    Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
+    """
     if not isinstance(config, VAEConfig):
         raise CourseInputError(f"config: expected a VAEConfig, got {type(config).__name__}.")
     shapes = [("input", (1, config.height, config.width))]
@@ -257,12 +261,14 @@ def _up_block(c_in: int, c_out: int, kernel: int, stride: tuple[int, int], last:
     return nn.Sequential(conv, nn.BatchNorm2d(c_out), nn.ReLU())
 
 
-class SpectrogramVAE(nn.Module):
+class SpectrogramVAE(PretrainedModel):
     """Convolutional VAE on normalised log-spectrograms (B, 1, height, width) in [0, 1].
 
     :meth:`encode` -> (mu, logvar); :meth:`reparameterise` -> z; :meth:`decode` -> spectrogram;
     :meth:`forward` does all three; :meth:`reconstruct` decodes the mean code (no randomness);
     :meth:`sample` decodes codes drawn from the prior N(0, I). Blocks are conv -> batch norm -> ReLU.
+
+    Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
     """
 
     def __init__(self, config: VAEConfig | None = None) -> None:
@@ -396,76 +402,25 @@ class SpectrogramVAE(nn.Module):
 
     # -- saving and loading -------------------------------------------------------------------
 
-    def save_pretrained(self, folder: str | os.PathLike) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created if needed), atomically."""
-        from safetensors.torch import save_file
-
-        out = prepare_output_dir(folder, "folder")
-        config = {"_class_name": type(self).__name__, "model_type": _MODEL_TYPE, **self.config.to_dict()}
-        state = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.state_dict().items()}
-        _atomic_write(out / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
-        _atomic_write(out / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=1) + "\n"))
-        return out
+    def config_to_dict(self) -> dict[str, Any]:
+        """The config as saved in ``config.json``, tagged with the model type."""
+        return {"model_type": _MODEL_TYPE, **self.config.to_dict()}
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device | None = None) -> SpectrogramVAE:
-        """Load a model written by :meth:`save_pretrained` (safetensors, no pickle); eval mode."""
-        from safetensors.torch import load_file
-
-        if not isinstance(folder, (str, os.PathLike)):
-            raise CourseInputError(f"folder: expected a folder path, got {type(folder).__name__}.")
-        root = Path(folder)
-        if not root.is_dir():
-            raise CourseInputError(f"folder: {str(root)!r} is not a folder with {CONFIG_NAME} and {WEIGHTS_NAME}.")
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
-            if not (root / name).is_file():
-                raise CourseInputError(
-                    f"folder: {str(root)!r} has no {name}; give a folder written by SpectrogramVAE.save_pretrained."
-                )
-        try:
-            raw = json.loads((root / CONFIG_NAME).read_text(encoding="utf-8"))
-        except ValueError as e:
-            raise CourseInputError(f"folder: {str(root / CONFIG_NAME)!r} is not valid JSON ({e}).") from e
-        if not isinstance(raw, dict) or raw.get("model_type") != _MODEL_TYPE:
-            raise CourseInputError(f"folder: {str(root / CONFIG_NAME)!r} is not a {_MODEL_TYPE!r} config.")
-        raw.pop("model_type")
-        model = cls(VAEConfig.from_dict(raw))
-        try:
-            model.load_state_dict(load_file(str(root / WEIGHTS_NAME)))
-        except RuntimeError as e:
-            raise CourseInputError(
-                f"folder: the weights in {str(root / WEIGHTS_NAME)!r} do not fit the config next to them "
-                f"({str(e)[:300]})."
-            ) from e
-        if device is not None:
-            model.to(device)
-        return model.eval()
-
-
-def _atomic_write(path: Path, writer: Any) -> None:
-    """Write through a temporary file in the same folder, then rename: never half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    def config_from_dict(cls, config: dict[str, Any]) -> VAEConfig:
+        """The :class:`VAEConfig` in a saved config (``CourseInputError`` if it is not a spectrogram VAE's)."""
+        if config.get("model_type") != _MODEL_TYPE:
+            raise CourseInputError(f"config: it is not a {_MODEL_TYPE!r} config (model_type "
+                                   f"{config.get('model_type')!r}).")
+        return VAEConfig.from_dict({k: v for k, v in config.items() if k != "model_type"})
 
 
 def load_vae(folder: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> SpectrogramVAE:
-    """The course-trained spectrogram VAE that ships in ``checkpoints/spectrogram-vae`` (or the one in ``folder``)."""
-    from course_lib.hub import checkpoint_dir
+    """The course-trained spectrogram VAE that ships in ``checkpoints/spectrogram-vae`` (or the one in ``folder``).
 
-    root = checkpoint_dir(CHECKPOINT_NAME) if folder is None else folder
-    if folder is None and not (Path(root) / CONFIG_NAME).is_file():
-        raise CourseInputError(
-            f"folder: the shipped checkpoint was not found at {str(root)!r}; run this from a clone of the course "
-            "(pip install -e .), or train one with `python scripts/train_vae.py`."
-        )
-    return SpectrogramVAE.from_pretrained(root, device=device)
+    Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
+    """
+    return SpectrogramVAE.load_shipped(CHECKPOINT_NAME, folder, device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -479,6 +434,8 @@ def kl_divergence(mu: Any, logvar: Any, reduction: str = "mean") -> torch.Tensor
     Per item: ``0.5 * sum_j (mu_j² + exp(logvar_j) - 1 - logvar_j)``, which is 0 exactly when the
     code distribution is the standard normal. ``reduction``: ``"mean"`` (over the batch, the
     default), ``"sum"`` (over the batch) or ``"none"`` (one value per item, shape (B,)).
+
+    Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
     """
     m = mu if isinstance(mu, torch.Tensor) else as_float_tensor(mu, "mu", min_ndim=2, max_ndim=2)
     lv = logvar if isinstance(logvar, torch.Tensor) else as_float_tensor(logvar, "logvar", min_ndim=2, max_ndim=2)
@@ -503,7 +460,10 @@ def _batch_tensor(batch: Any) -> Any:
 
 def vae_loss_terms(model: SpectrogramVAE, batch: Any, generator: torch.Generator | None = None,
                    kl_weight: float | None = None) -> dict[str, torch.Tensor]:
-    """``{"loss", "reconstruction", "kl"}``: the terms of :func:`vae_loss` (for logging and plots)."""
+    """``{"loss", "reconstruction", "kl"}``: the terms of :func:`vae_loss` (for logging and plots).
+
+    Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
+    """
     if not isinstance(model, SpectrogramVAE):
         raise CourseInputError(f"model: expected a SpectrogramVAE, got {type(model).__name__}.")
     weight = model.config.kl_weight if kl_weight is None else check_number(kl_weight, "kl_weight", low=0.0)
@@ -522,6 +482,8 @@ def vae_loss(model: SpectrogramVAE, batch: Any, generator: torch.Generator | Non
     the latent numbers, mean over the batch). ``eps`` for the reparameterisation comes from
     ``generator``, so a run is reproducible and resumes exactly. ``kl_weight=None`` uses the
     model's ``config.kl_weight``.
+
+    Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
     """
     return vae_loss_terms(model, batch, generator, kl_weight)["loss"]
 
@@ -554,6 +516,8 @@ def preprocess_clips(audio: Any, sample_rate: int = 22050, duration: float = 0.7
     dropped, floor 80 dB below each clip's peak), then min-max normalisation per clip
     (:class:`~course_lib.preprocess.MinMaxNormaliser`), keeping each clip's dB minimum and maximum
     so that :func:`features_to_audio` can undo it. The numbers equal ``preprocess_folder``'s.
+
+    Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
     """
     from course_lib.preprocess import MinMaxNormaliser, Padder, batched_log_spectrogram, num_expected_samples
 
@@ -634,17 +598,17 @@ def save_min_max(path: str | os.PathLike, mins: Any, maxs: Any, names: list[str]
     prepare_output_dir(p.parent if str(p.parent) else ".", "path's folder")
     files = {str(n): {"feature": str(n), "min": float(a), "max": float(b)} for n, a, b in zip(names, lo, hi)}
     payload = {"format": FORMAT_TAG, "params": params or {}, "files": files}
-    _atomic_write(p, lambda t: Path(t).write_text(json.dumps(payload, indent=1) + "\n"))
-    return p
+    return write_json(p, payload)
 
 
 def load_min_max(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Read a ``min_max_values.json`` (from :func:`save_min_max` or lesson 01's pipeline): (mins, maxs, names)."""
-    from course_lib.validate import check_file
+    """Read a ``min_max_values.json`` (from :func:`save_min_max` or lesson 01's pipeline): (mins, maxs, names).
 
-    p = check_file(path, "path")
+    Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
+    """
+    payload = read_json(path, "path", hint="Write one with save_min_max or lesson 01's preprocess_folder.")
+    p = Path(path)
     try:
-        payload = json.loads(p.read_text(encoding="utf-8"))
         files = payload["files"]
         names = list(files)
         mins = torch.tensor([float(files[n]["min"]) for n in names], dtype=torch.float64)
