@@ -51,8 +51,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from course_lib import data as D  # noqa: E402
-from course_lib.spectrogram import Mel  # noqa: E402
-from course_lib.training import TrainConfig, diffusion_loss, train  # noqa: E402
+from course_lib.mel import Mel  # noqa: E402
+from course_lib.diffusion import diffusion_loss  # noqa: E402
+from course_lib.training import TrainConfig, train  # noqa: E402
 
 CHECKPOINT = ROOT / "checkpoints" / "mel-diffusion-64"
 

@@ -55,7 +55,7 @@ from course_lib import synth  # noqa: E402
 from course_lib.models.classifier import load_style_classifier  # noqa: E402
 from course_lib.diffusion import SpectrogramDiffusionPipeline  # noqa: E402
 from course_lib.metrics import frechet_audio_distance, spectral_convergence_best_gain  # noqa: E402
-from course_lib.spectrogram import Mel  # noqa: E402
+from course_lib.mel import Mel  # noqa: E402
 
 MODEL = ROOT / "checkpoints" / "mel-diffusion-64"
 SEED = 123  # batch b of every sampler starts from the noise of seed SEED + b

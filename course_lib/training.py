@@ -49,7 +49,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from course_lib.io import load_tensors, prepare_output_dir, read_json, save_tensors, write_json
 from course_lib.settings import make_generator
@@ -74,7 +73,6 @@ __all__ = [
 ]
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
-PREDICTIONS = ("epsilon", "v_prediction")
 _CHECKPOINTS = "checkpoints"
 _LATEST = "latest.json"
 _FORMAT = 1

@@ -74,7 +74,7 @@ def test_diffusion_generator_cuts_to_length(tmp_path):
     from diffusers import DDIMScheduler, UNet2DModel
 
     from course_lib.diffusion import SpectrogramDiffusionPipeline
-    from course_lib.spectrogram import Mel
+    from course_lib.mel import Mel
 
     unet = UNet2DModel(sample_size=16, in_channels=1, out_channels=1, layers_per_block=1,
                        block_out_channels=(8, 8), norm_num_groups=4,

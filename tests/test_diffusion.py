@@ -15,7 +15,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 
 from course_lib.diffusion import SpectrogramDiffusionPipeline, SpectrogramOutput, images_to_tensor, slerp
-from course_lib.spectrogram import Mel
+from course_lib.mel import Mel
 from course_lib.validate import CourseInputError
 
 SR, HOP, H, W = 8000, 64, 32, 32
@@ -312,3 +312,51 @@ def test_bad_input_gets_clear_errors(pipe, clip, tmp_path):
         SpectrogramDiffusionPipeline.from_pretrained(tmp_path)
     with pytest.raises(CourseInputError, match="is not an existing folder"):
         SpectrogramDiffusionPipeline.from_pretrained(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("part", ["model_index.json", "scheduler/scheduler_config.json", "mel/mel_config.json"])
+def test_a_corrupt_or_missing_json_file_is_named(tmp_path, pipe, part):
+    folder = pipe.save_pretrained(tmp_path / "pipe")
+    path = folder / part
+    path.write_text(path.read_text()[:20])
+    with pytest.raises(CourseInputError, match=f"{path.name}.*not valid JSON.*Restore the folder"):
+        SpectrogramDiffusionPipeline.from_pretrained(folder)
+    path.unlink()
+    if part == "model_index.json":  # optional: teticio-style folders may lack it
+        assert SpectrogramDiffusionPipeline.from_pretrained(folder).sample_size == (H, W)
+    else:
+        with pytest.raises(CourseInputError, match=f"has no {path.name}.*Restore the folder"):
+            SpectrogramDiffusionPipeline.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("damage", ["cut weights", "no weights", "corrupt config", "no config"])
+def test_broken_unet_files_name_the_folder_and_the_fix(tmp_path, pipe, damage):
+    folder = pipe.save_pretrained(tmp_path / "pipe")
+    weights, config = folder / "unet" / "diffusion_pytorch_model.safetensors", folder / "unet" / "config.json"
+    if damage == "cut weights":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "no weights":
+        weights.unlink()
+    elif damage == "corrupt config":
+        config.write_text(config.read_text()[:30])
+    else:
+        config.unlink()
+    match = "could not load the UNet from .*unet.*missing or corrupt.*save_pretrained"
+    with pytest.raises(CourseInputError, match=match):
+        SpectrogramDiffusionPipeline.from_pretrained(folder)
+
+
+def test_public_signatures_have_no_private_arguments():
+    import inspect
+
+    for method in (SpectrogramDiffusionPipeline.__call__, SpectrogramDiffusionPipeline.continue_audio,
+                   SpectrogramDiffusionPipeline.loop, SpectrogramDiffusionPipeline.encode):
+        assert not [p for p in inspect.signature(method).parameters if p.startswith("_")], method.__name__
+
+
+def test_no_generator_follows_the_global_seed(pipe):
+    torch.manual_seed(11)
+    a = pipe(1, steps=2, eta=1.0, progress=False, return_audio=False)
+    torch.manual_seed(11)
+    b = pipe(1, steps=2, eta=1.0, progress=False, return_audio=False)
+    assert np.array_equal(a.images, b.images) and torch.equal(a.noise, b.noise)

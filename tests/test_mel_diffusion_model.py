@@ -103,3 +103,17 @@ def test_shipped_model_generates_music_like_audio(pipe):
     fd_generated = frechet_audio_distance(out.audios, real, classifier)
     fd_untrained = frechet_audio_distance(noise_like.audios, real, classifier)
     assert fd_generated < fd_untrained / 3, (fd_generated, fd_untrained)
+
+
+def test_the_shipped_unet_is_the_mel_unet_of_course_lib_models():
+    """scripts/train_mel_diffusion.py and train_digit_diffusion.py build their network with course_lib.models.mel_unet:
+    its config is the shipped model's, and a seed gives the weights torch.manual_seed would."""
+    from course_lib.models.mel_unet import mel_unet, mel_unet_config
+
+    shipped = json.loads((MODEL / "unet" / "config.json").read_text())
+    for key, value in mel_unet_config().items():
+        assert shipped[key] == (list(value) if isinstance(value, tuple) else value), key
+    torch.manual_seed(3)
+    direct = UNet2DModel(**mel_unet_config())
+    seeded = mel_unet(seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(direct.state_dict().values(), seeded.state_dict().values()))

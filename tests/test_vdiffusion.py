@@ -69,21 +69,62 @@ def test_alpha_beta_on_the_unit_circle():
     assert torch.equal(vd.sigma_schedule(4), torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0]))
 
 
-def test_noise_velocity_and_their_inverse_by_hand():
+def test_noise_v_target_and_denoise_by_hand():
     x0 = torch.tensor([[[1.0, -1.0]]])
     noise = torch.tensor([[[0.0, 2.0]]])
     sigma = torch.tensor([0.5])
     x_sigma = vd.add_noise(x0, noise, sigma)
-    v = vd.velocity(x0, noise, sigma)
+    v = vd.v_target(x0, noise, sigma)
     torch.testing.assert_close(x_sigma, torch.tensor([[[R, R]]]))  # R*(1 + 0), R*(-1 + 2)
     torch.testing.assert_close(v, torch.tensor([[[-R, 3 * R]]]))  # R*(0 - 1), R*(2 + 1)
-    x0_back, noise_back = vd.predict_x0_and_noise(x_sigma, v, sigma)
+    x0_back, noise_back = vd.denoise(x_sigma, v, sigma)
     torch.testing.assert_close(x0_back, x0)
     torch.testing.assert_close(noise_back, noise)
     # sigma = 0: the clean clip, and v is the noise; sigma = 1: pure noise, and v = -x0.
     torch.testing.assert_close(vd.add_noise(x0, noise, torch.tensor([0.0])), x0)
-    torch.testing.assert_close(vd.velocity(x0, noise, torch.tensor([0.0])), noise)
-    torch.testing.assert_close(vd.velocity(x0, noise, torch.tensor([1.0])), -x0, atol=1e-6, rtol=0)
+    torch.testing.assert_close(vd.v_target(x0, noise, torch.tensor([0.0])), noise)
+    torch.testing.assert_close(vd.v_target(x0, noise, torch.tensor([1.0])), -x0, atol=1e-6, rtol=0)
+    # One number for the whole batch works as well as one level per item.
+    torch.testing.assert_close(vd.v_target(x0, noise, 0.5), v)
+    torch.testing.assert_close(vd.add_noise(x0, noise, 0.5), x_sigma)
+    torch.testing.assert_close(vd.denoise(x_sigma, v, 0.5)[0], x0)
+
+
+def test_the_library_passes_the_lessons_checks(capsys):
+    from course_lib.checks import check_denoise, check_sampler_step, check_v_target
+
+    check_v_target(vd.v_target)
+    check_denoise(vd.denoise)
+    check_sampler_step(vd.sampler_step)
+    assert capsys.readouterr().out.count("✅") == 3
+
+
+def test_sampler_step_by_hand_and_its_noise():
+    x = torch.tensor([[[1.0, -1.0]]])
+    v = torch.tensor([[[0.0, 2.0]]])
+    # sigma = 1 -> 0 (alpha = 0, beta = 1 -> alpha' = 1, beta' = 0): the clean estimate -v.
+    torch.testing.assert_close(vd.sampler_step(x, v, 1.0, 0.0), math.cos(math.pi / 2) * x - v)
+    # sigma = 0.5 -> 0.5: no step at all.
+    torch.testing.assert_close(vd.sampler_step(x, v, 0.5, 0.5), x)
+    # eta > 0 adds c z with z drawn from the generator after the deterministic part.
+    a, b, an, bn = R, R, math.cos(math.pi / 8), math.sin(math.pi / 8)
+    c = (bn / b) * math.sqrt(1 - a * a / (an * an))
+    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    want = an * (a * x - b * v) + math.sqrt(bn * bn - c * c) * (b * x + a * v) + c * z
+    got = vd.sampler_step(x, v, 0.5, 0.25, eta=1.0, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(got, want)
+    # The last step draws nothing, whatever eta.
+    g = torch.Generator().manual_seed(3)
+    torch.testing.assert_close(vd.sampler_step(x, v, 0.25, 0.0, eta=1.0, generator=g), vd.denoise(x, v, 0.25)[0])
+    assert torch.equal(torch.randn(2, generator=g), torch.randn(2, generator=torch.Generator().manual_seed(3)))
+    with pytest.raises(CourseInputError, match="sigma_next"):
+        vd.sampler_step(x, v, 0.25, 0.5)
+    with pytest.raises(CourseInputError, match="sigma"):
+        vd.sampler_step(x, v, 1.5, 0.5)
+    with pytest.raises(CourseInputError, match="eta"):
+        vd.sampler_step(x, v, 0.5, 0.25, eta=2.0)
+    with pytest.raises(CourseInputError, match="v: expected a tensor shaped like x"):
+        vd.sampler_step(x, v[..., :1], 0.5, 0.25)
 
 
 # ------------------------------------------------------------------------------ the loss
@@ -234,6 +275,17 @@ def test_sampling_is_seeded_and_deterministic(unet):
     s1 = vd.sample(unet, 2, 128, 4, 0, class_labels=0, eta=1.0, progress=False)
     s2 = vd.sample(unet, 2, 128, 4, 0, class_labels=0, eta=1.0, progress=False)
     assert torch.equal(s1, s2) and (s1 - a).abs().mean() > 1e-3
+
+
+def test_sample_without_a_seed_follows_the_global_generator(unet):
+    torch.manual_seed(5)
+    a = vd.sample(unet, 1, 128, 2, None, class_labels=0, eta=1.0, progress=False)
+    torch.manual_seed(5)
+    b = vd.sample(unet, 1, 128, 2, class_labels=0, eta=1.0, progress=False)
+    assert torch.equal(a, b)
+    torch.manual_seed(5)
+    seed = int(torch.randint(0, 2**31 - 1, (1,)))  # the seed settings.make_generator draws
+    assert torch.equal(a, vd.sample(unet, 1, 128, 2, seed, class_labels=0, eta=1.0, progress=False))
 
 
 def test_class_and_guidance_change_the_samples(unet):

@@ -234,7 +234,7 @@ def check_training_loss(fn: Callable[[Any, Any, Any, Any], Any]) -> None:
     From ``generator``, in this order: ``t = torch.randint(0, T, (B,))`` and ``noise = torch.randn(x0.shape)``
     (T = ``scheduler.config.num_train_timesteps``); then ``noisy = scheduler.add_noise(x0, noise, t)`` and
     the MSE between ``unet(noisy, t).sample`` and ``noise``. The reference is
-    :func:`course_lib.training.diffusion_loss` with a generator of the same seed, on a tiny
+    :func:`course_lib.diffusion.diffusion_loss` with a generator of the same seed, on a tiny
     ``UNet2DModel`` and three batches (1000- and 100-step schedules, a batch of one); the loss must
     agree to float32 rounding, consume the generator exactly as the reference does, not call
     ``backward`` itself, and give the reference's gradients.
@@ -243,7 +243,7 @@ def check_training_loss(fn: Callable[[Any, Any, Any, Any], Any]) -> None:
     import torch
     from diffusers import DDPMScheduler
 
-    from course_lib.training import diffusion_loss
+    from course_lib.diffusion import diffusion_loss
 
     title = "The fine-tuning loss"
     need_callable(fn, "fn", "check_training_loss(training_loss)")
@@ -320,7 +320,7 @@ def check_training_loss(fn: Callable[[Any, Any, Any, Any], Any]) -> None:
                         "return the MSE itself, not a rescaled or partly detached version of it.",
                     )
             unet.zero_grad(set_to_none=True)
-    print_passed(title, "3 batches, 1000- and 100-step schedules and a batch of one; equals training.diffusion_loss "
+    print_passed(title, "3 batches, 1000- and 100-step schedules and a batch of one; equals diffusion.diffusion_loss "
                    "and gives its gradients")
 
 

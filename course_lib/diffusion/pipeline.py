@@ -2,9 +2,10 @@
 
 :class:`SpectrogramDiffusionPipeline` does what diffusers' (deprecated) ``AudioDiffusionPipeline``
 does, without needing it: it works with any diffusers ``UNet2DModel``, a ``DDPMScheduler`` or
-``DDIMScheduler`` and a :class:`course_lib.spectrogram.Mel`, and adds what lesson 02 needs:
+``DDIMScheduler`` and a :class:`course_lib.mel.Mel`, and adds what lesson 02 needs:
 
-- batches, a step count, DDIM's ``eta``, a seeded ``torch.Generator`` (or an int seed);
+- batches, a step count, DDIM's ``eta``, a seed (``settings.make_generator``'s rule: a CPU
+  ``torch.Generator``, an int, or None for a seed drawn from torch's global generator);
 - variations: start part-way through the schedule (``start_step``) from an existing clip;
 - inpainting / continuation: ``mask_start_secs`` / ``mask_end_secs`` keep part of the image fixed
   by re-noising the known region to the current noise level after every step;
@@ -15,12 +16,13 @@ does, without needing it: it works with any diffusers ``UNet2DModel``, a ``DDPMS
   ``mel/mel_config.json``, ``model_index.json``), safetensors weights.
 
 Images are ``y_res`` mel bands by ``width`` frames; inside the loop pixels live in [-1, 1]
-(``x = byte / 255 * 2 - 1``), as in diffusers.
+(``x = byte / 255 * 2 - 1``), as in diffusers. Every public way to sample checks its arguments once
+and then runs the one denoising loop, ``_denoise``: predict the noise, let the scheduler step, put
+back what inpainting keeps, tie the edges of a loop.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from course_lib.spectrogram import Mel
+from course_lib.io import read_json, write_json
+from course_lib.mel import Mel
+from course_lib.settings import make_generator
 from course_lib.validate import (
     CourseInputError,
     as_float_tensor,
@@ -45,9 +49,6 @@ MODEL_INDEX = "model_index.json"
 
 
 # ----------------------------------------------------------------------------- small helpers
-
-
-_number = check_number  # shared with the rest of course_lib
 
 
 def images_to_tensor(images: Any, name: str = "images") -> torch.Tensor:
@@ -89,13 +90,15 @@ def slerp(x0: Any, x1: Any, alpha: float) -> torch.Tensor:
 
     Gaussian noise lives near a sphere, so walking along the great circle keeps the norm near that
     of the endpoints, where a straight line (lerp) would pass through lower-norm, blurrier noise.
+
+    Taught in lesson 02 (notebooks/02_audio_diffusion_pipeline.ipynb).
     """
     a = as_float_tensor(x0, "x0")
     b = as_float_tensor(x1, "x1")
     if a.shape != b.shape:
         raise CourseInputError(f"x1: shape {tuple(b.shape)} differs from x0's {tuple(a.shape)}; "
                                "give noises of one shape.")
-    t = _number(alpha, "alpha", 0.0, 1.0)
+    t = check_number(alpha, "alpha", 0.0, 1.0)
     na, nb = a.flatten().norm(), b.flatten().norm()
     if float(na) == 0.0 or float(nb) == 0.0:
         raise CourseInputError("x0/x1: an all-zero tensor has no direction to interpolate along; give noise.")
@@ -136,6 +139,8 @@ class SpectrogramDiffusionPipeline:
     ``pipe(batch_size=2, steps=50, generator=0)`` returns a :class:`SpectrogramOutput`. The image
     height and default width come from ``unet.config.sample_size`` (an int or an (H, W) pair, as
     old and new diffusers configs store it); the ``Mel``'s ``y_res`` must equal that height.
+
+    Taught in lesson 02 (notebooks/02_audio_diffusion_pipeline.ipynb).
     """
 
     def __init__(self, unet: Any, scheduler: Any, mel: Any) -> None:
@@ -216,7 +221,10 @@ class SpectrogramDiffusionPipeline:
         return width
 
     def seconds_to_pixels(self, seconds: float) -> int:
-        """How many image columns (frames) cover ``seconds`` of audio (``sample_rate / hop_length`` per second)."""
+        """How many image columns (frames) cover ``seconds`` of audio (``sample_rate / hop_length`` per second).
+
+        Taught in lesson 02 (notebooks/02_audio_diffusion_pipeline.ipynb).
+        """
         return int(round(float(seconds) * self.sample_rate / self.mel.hop_length))
 
     def _mel_for(self, width: int) -> Any:
@@ -244,6 +252,8 @@ class SpectrogramDiffusionPipeline:
         """uint8 image (H, width) of slice ``slice`` of a mono clip; shorter clips are padded with silence.
 
         ``sample_rate`` (if given) must be the pipeline's: resample first otherwise.
+
+        Taught in lesson 02 (notebooks/02_audio_diffusion_pipeline.ipynb).
         """
         if sample_rate is not None:
             check_sample_rate(sample_rate, "sample_rate", expected=self.sample_rate)
@@ -277,16 +287,6 @@ class SpectrogramDiffusionPipeline:
 
     # -- sampling --------------------------------------------------------------------------
 
-    def _generator(self, generator: Any) -> torch.Generator:
-        if generator is None:
-            return torch.Generator(device="cpu").manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
-        if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
-            return torch.Generator(device="cpu").manual_seed(int(generator))
-        if not isinstance(generator, torch.Generator):
-            raise CourseInputError(f"generator: expected a torch.Generator or an int seed, "
-                                   f"got {type(generator).__name__}.")
-        return generator
-
     def _is_ddim(self) -> bool:
         from diffusers import DDIMScheduler
 
@@ -299,6 +299,14 @@ class SpectrogramDiffusionPipeline:
             raise CourseInputError(f"steps: {steps} is more than the {most} noise levels the model was trained on; "
                                    f"use at most {most}.")
         return steps
+
+    def _check_sampler(self, steps: Any, eta: Any) -> tuple[int, float]:
+        """``steps`` (None: :meth:`default_steps`) and DDIM's ``eta``, checked."""
+        steps = self.default_steps() if steps is None else self._check_steps(steps)
+        eta = check_number(eta, "eta", 0.0)
+        if eta and not self._is_ddim():
+            raise CourseInputError("eta: only the DDIM scheduler uses eta; leave it at 0 with DDPM.")
+        return steps, eta
 
     def default_steps(self) -> int:
         """50 for DDIM, 1000 for DDPM (what diffusers' audio pipeline uses)."""
@@ -314,44 +322,12 @@ class SpectrogramDiffusionPipeline:
         if x0.shape[0] not in (1, batch_size):
             raise CourseInputError(f"init_image: holds {x0.shape[0]} images for batch_size={batch_size}; "
                                    f"give 1 or {batch_size}.")
-        return x0.expand(batch_size, -1, -1, -1).clone()
+        return x0.expand(batch_size, -1, -1, -1).clone().to(self.device)
 
-    @torch.no_grad()
-    def __call__(self, batch_size: int = 1, *, steps: int | None = None, generator: Any = None, eta: float = 0.0,
-                 width: int | None = None, noise: Any = None, raw_audio: Any = None, sample_rate: int | None = None,
-                 audio_file: str | os.PathLike | None = None, slice: int = 0, init_image: Any = None,
-                 start_step: int = 0, mask_start_secs: float = 0.0, mask_end_secs: float = 0.0,
-                 progress: bool = True, return_audio: bool = True, _tie_pixels: int = 0,
-                 _mask_pixels: tuple[int, int] | None = None) -> SpectrogramOutput:
-        """Generate ``batch_size`` spectrograms (and their audio).
-
-        - ``steps``: denoising steps (default 50 for DDIM, 1000 for DDPM); ``eta``: DDIM's noise (0 = deterministic).
-        - ``generator``: a ``torch.Generator`` or an int seed; the same seed gives the same output.
-        - ``width``: image width in frames (default the UNet's); wider noise gives longer audio.
-        - ``noise``: your own starting noise (N, 1, H, width) instead of drawing it (e.g. from :meth:`encode`).
-        - ``raw_audio`` (+ ``sample_rate``) / ``audio_file`` / ``init_image``: an existing clip; with
-          ``start_step`` > 0 the run starts part-way through the schedule from it (a variation).
-        - ``mask_start_secs`` / ``mask_end_secs``: keep the first / last seconds of that clip fixed
-          (inpainting, continuation); the rest is generated to fit around it.
-        """
-        self._check_sizes()  # pipe.mel may have been swapped since construction
-        batch_size = check_positive_int(batch_size, "batch_size")
-        steps = self.default_steps() if steps is None else self._check_steps(steps)
-        eta = _number(eta, "eta", 0.0)
-        if eta and not self._is_ddim():
-            raise CourseInputError("eta: only the DDIM scheduler uses eta; leave it at 0 with DDPM.")
-        width = self._check_width(width)
-        height = self.sample_size[0]
-        gen = self._generator(generator)
-        start_step = check_positive_int(start_step, "start_step", minimum=0)
-        if start_step >= steps:
-            raise CourseInputError(f"start_step: must be below steps={steps} (0 starts from pure noise), "
-                                   f"got {start_step}.")
-
-        # The known image, if any.
-        x0 = None
-        sources = [s for s in (raw_audio, audio_file, init_image) if s is not None]
-        if len(sources) > 1:
+    def _known_image(self, raw_audio: Any, sample_rate: Any, audio_file: Any, slice: Any, init_image: Any,
+                     width: int, batch_size: int) -> torch.Tensor | None:
+        """The clip to start from or keep, as images (N, 1, H, width) in [-1, 1], or None."""
+        if sum(s is not None for s in (raw_audio, audio_file, init_image)) > 1:
             raise CourseInputError("raw_audio / audio_file / init_image: give at most one of them.")
         if audio_file is not None:
             from course_lib.audio import load_audio
@@ -365,77 +341,137 @@ class SpectrogramDiffusionPipeline:
             )
         if raw_audio is not None:
             init_image = self.audio_to_image(raw_audio, sample_rate, slice, width)
-        if init_image is not None:
-            x0 = self._init_tensor(init_image, height, width, batch_size).to(self.device)
-        if start_step > 0 and x0 is None:
-            raise CourseInputError("start_step: starting part-way needs a clip to start from; pass raw_audio=, "
-                                   "audio_file= or init_image=.")
+        if init_image is None:
+            return None
+        return self._init_tensor(init_image, self.sample_size[0], width, batch_size)
 
-        # Mask: columns [0, left) and [width - right, width) stay equal to the known image.
-        if _mask_pixels is not None:
-            left, right = _mask_pixels
-        else:
-            m0 = _number(mask_start_secs, "mask_start_secs", 0.0)
-            m1 = _number(mask_end_secs, "mask_end_secs", 0.0)
-            duration = width * self.mel.hop_length / self.sample_rate
-            if m0 + m1 > duration:
-                raise CourseInputError(
-                    f"mask_start_secs + mask_end_secs: {m0 + m1:.3f} s is more than the clip, which lasts "
-                    f"{duration:.3f} s ({width} frames); keep less of it fixed."
-                )
-            left, right = self.seconds_to_pixels(m0), self.seconds_to_pixels(m1)
-            if left + right > width:  # rounding both up can pass one column too many
-                left = width - right
-        if (left or right) and x0 is None:
-            raise CourseInputError("mask_start_secs / mask_end_secs: a mask keeps part of a clip; pass raw_audio=, "
-                                   "audio_file= or init_image= too.")
+    def _mask_columns(self, mask_start_secs: Any, mask_end_secs: Any, width: int) -> tuple[int, int]:
+        """Seconds to keep at the start / end -> image columns ``(left, right)``."""
+        m0 = check_number(mask_start_secs, "mask_start_secs", 0.0)
+        m1 = check_number(mask_end_secs, "mask_end_secs", 0.0)
+        duration = width * self.mel.hop_length / self.sample_rate
+        if m0 + m1 > duration:
+            raise CourseInputError(
+                f"mask_start_secs + mask_end_secs: {m0 + m1:.3f} s is more than the clip, which lasts "
+                f"{duration:.3f} s ({width} frames); keep less of it fixed."
+            )
+        left, right = self.seconds_to_pixels(m0), self.seconds_to_pixels(m1)
+        return min(left, width - right), right  # rounding both up can pass one column too many
 
-        # Noise.
-        channels = int(self.unet.config.in_channels)
-        shape = (batch_size, channels, height, width)
+    def _noise(self, noise: Any, batch_size: int, width: int, generator: torch.Generator) -> torch.Tensor:
+        """The starting noise x_T (N, C, H, width): drawn on the CPU from ``generator``, or the caller's own."""
+        shape = (batch_size, int(self.unet.config.in_channels), self.sample_size[0], width)
         if noise is None:
-            noise = torch.randn(shape, generator=gen, dtype=torch.float32)
+            noise = torch.randn(shape, generator=generator, dtype=torch.float32)
         else:
             noise = as_float_tensor(noise, "noise", min_ndim=4, max_ndim=4)
             if tuple(noise.shape) != shape:
                 raise CourseInputError(f"noise: has shape {tuple(noise.shape)} but this run needs {shape} "
                                        "(batch_size, channels, height, width).")
-        noise = noise.to(self.device)
+        return noise.to(self.device)
+
+    @torch.no_grad()
+    def __call__(self, batch_size: int = 1, *, steps: int | None = None, generator: Any = None, eta: float = 0.0,
+                 width: int | None = None, noise: Any = None, raw_audio: Any = None, sample_rate: int | None = None,
+                 audio_file: str | os.PathLike | None = None, slice: int = 0, init_image: Any = None,
+                 start_step: int = 0, mask_start_secs: float = 0.0, mask_end_secs: float = 0.0,
+                 progress: bool = True, return_audio: bool = True) -> SpectrogramOutput:
+        """Generate ``batch_size`` spectrograms (and their audio).
+
+        - ``steps``: denoising steps (default 50 for DDIM, 1000 for DDPM); ``eta``: DDIM's noise (0 = deterministic).
+        - ``generator``: a ``torch.Generator``, an int seed or None (a seed from torch's global generator);
+          the same seed gives the same output.
+        - ``width``: image width in frames (default the UNet's); wider noise gives longer audio.
+        - ``noise``: your own starting noise (N, 1, H, width) instead of drawing it (e.g. from :meth:`encode`).
+        - ``raw_audio`` (+ ``sample_rate``) / ``audio_file`` / ``init_image``: an existing clip; with
+          ``start_step`` > 0 the run starts part-way through the schedule from it (a variation).
+        - ``mask_start_secs`` / ``mask_end_secs``: keep the first / last seconds of that clip fixed
+          (inpainting, continuation); the rest is generated to fit around it.
+
+        Taught in lesson 02 (notebooks/02_audio_diffusion_pipeline.ipynb).
+        """
+        # Validate every argument once.
+        self._check_sizes()  # pipe.mel may have been swapped since construction
+        batch_size = check_positive_int(batch_size, "batch_size")
+        steps, eta = self._check_sampler(steps, eta)
+        width = self._check_width(width)
+        gen = make_generator(generator)
+        start_step = check_positive_int(start_step, "start_step", minimum=0)
+        if start_step >= steps:
+            raise CourseInputError(f"start_step: must be below steps={steps} (0 starts from pure noise), "
+                                   f"got {start_step}.")
+        known = self._known_image(raw_audio, sample_rate, audio_file, slice, init_image, width, batch_size)
+        if start_step > 0 and known is None:
+            raise CourseInputError("start_step: starting part-way needs a clip to start from; pass raw_audio=, "
+                                   "audio_file= or init_image=.")
+        mask = self._mask_columns(mask_start_secs, mask_end_secs, width)
+        if any(mask) and known is None:
+            raise CourseInputError("mask_start_secs / mask_end_secs: a mask keeps part of a clip; pass raw_audio=, "
+                                   "audio_file= or init_image= too.")
+        # Prepare the starting noise, then denoise.
+        noise = self._noise(noise, batch_size, width, gen)
+        images = self._denoise(noise, steps=steps, generator=gen, eta=eta, known=known, start_step=start_step,
+                               mask=mask, progress=progress)
+        return self._output(images, noise, return_audio)
+
+    def _denoise(self, noise: torch.Tensor, *, steps: int, generator: torch.Generator, eta: float = 0.0,
+                 known: torch.Tensor | None = None, start_step: int = 0, mask: tuple[int, int] = (0, 0),
+                 tie: int = 0, progress: bool = True) -> torch.Tensor:
+        """The denoising loop, on checked arguments: x_T -> x_0, images (N, C, H, W) in [-1, 1].
+
+        ``known``: a clip (images in [-1, 1]) to start from at ``timesteps[start_step]`` and/or keep in the
+        ``mask = (left, right)`` columns; ``tie``: copy the first ``tie`` columns onto the last ones
+        after every step (a loop). Every public way to sample (``__call__``, :meth:`continue_audio`,
+        :meth:`loop`) checks its arguments and then calls this.
+        """
+        from tqdm.auto import tqdm
 
         self.scheduler.set_timesteps(steps)
         timesteps = self.scheduler.timesteps
-        if x0 is not None and start_step > 0:
-            images = self.scheduler.add_noise(x0, noise, timesteps[start_step:start_step + 1])
+        step_options = {"eta": eta} if self._is_ddim() else {}
+        # Start from pure noise x_T, or from the clip noised to the level of timesteps[start_step]:
+        #   x_t = sqrt(abar_t) * x_0 + sqrt(1 - abar_t) * noise
+        if known is not None and start_step > 0:
+            x = self.scheduler.add_noise(known, noise, timesteps[start_step:start_step + 1])
         else:
-            images = noise.clone()
-
-        def keep_known(x: torch.Tensor, index: int) -> torch.Tensor:
-            # Re-noise the known region to the noise level of timesteps[index] (exactly x0 after the last step).
-            if x0 is None or not (left or right):
-                return x
-            level = x0 if index >= len(timesteps) else self.scheduler.add_noise(x0, noise, timesteps[index:index + 1])
-            if left:
-                x[..., :left] = level[..., :left]
-            if right:
-                x[..., width - right:] = level[..., width - right:]
-            return x
-
-        images = keep_known(images, start_step)
-        from tqdm.auto import tqdm
-
+            x = noise.clone()
+        x = self._keep_known(x, known, noise, timesteps, start_step, mask)
         for i, t in enumerate(tqdm(timesteps[start_step:], desc="denoising", disable=not progress, leave=False)):
-            model_input = self.scheduler.scale_model_input(images, t)
-            eps = self.unet(model_input, t).sample
-            if self._is_ddim():
-                images = self.scheduler.step(eps, t, images, eta=eta, generator=gen).prev_sample
-            else:
-                images = self.scheduler.step(eps, t, images, generator=gen).prev_sample
-            images = keep_known(images, start_step + i + 1)
-            if _tie_pixels:
-                images[..., width - _tie_pixels:] = images[..., :_tie_pixels]
+            # 1. The UNet predicts the noise in x_t: eps = unet(x_t, t).
+            eps = self.unet(self.scheduler.scale_model_input(x, t), t).sample
+            # 2. The scheduler steps x_t -> x_{t-1} (DDIM with eta, or DDPM's ancestral step).
+            x = self.scheduler.step(eps, t, x, generator=generator, **step_options).prev_sample
+            # 3. Inpainting: the kept columns are the clip, noised to the next level.
+            x = self._keep_known(x, known, noise, timesteps, start_step + i + 1, mask)
+            # 4. A loop: the image ends as it begins.
+            if tie:
+                x[..., x.shape[-1] - tie:] = x[..., :tie]
+        return x
 
+    def _keep_known(self, x: torch.Tensor, known: torch.Tensor | None, noise: torch.Tensor,
+                    timesteps: torch.Tensor, index: int, mask: tuple[int, int]) -> torch.Tensor:
+        """Put the masked columns of ``known`` into ``x``, noised to the level of ``timesteps[index]``.
+
+        After the last step (``index == len(timesteps)``) they are the clip itself.
+        """
+        left, right = mask
+        if known is None or not (left or right):
+            return x
+        if index >= len(timesteps):
+            level = known
+        else:
+            level = self.scheduler.add_noise(known, noise, timesteps[index:index + 1])
+        width = x.shape[-1]
+        if left:
+            x[..., :left] = level[..., :left]
+        if right:
+            x[..., width - right:] = level[..., width - right:]
+        return x
+
+    def _output(self, images: torch.Tensor, noise: torch.Tensor, return_audio: bool = True) -> SpectrogramOutput:
+        """Images in [-1, 1] -> uint8 pixels, their audio (if asked) and the starting noise, on the CPU."""
         pixels = tensor_to_images(images)
-        audios = self.images_to_audio(pixels) if return_audio else np.zeros((batch_size, 0), np.float32)
+        audios = self.images_to_audio(pixels) if return_audio else np.zeros((len(pixels), 0), np.float32)
         return SpectrogramOutput(images=pixels, audios=audios, sample_rate=self.sample_rate, noise=noise.cpu())
 
     # -- inversion -------------------------------------------------------------------------
@@ -448,6 +484,8 @@ class SpectrogramDiffusionPipeline:
         small error of evaluating the UNet one step early). Needs a DDIM scheduler predicting epsilon;
         use one with ``clip_sample=False`` for the way back, since clipping the predicted image is a
         step the inversion cannot undo.
+
+        Taught in lesson 02 (notebooks/02_audio_diffusion_pipeline.ipynb).
         """
         if not self._is_ddim():
             raise CourseInputError("scheduler: encode (DDIM inversion) needs a DDIMScheduler; set "
@@ -478,6 +516,7 @@ class SpectrogramDiffusionPipeline:
 
     # -- longer audio ----------------------------------------------------------------------
 
+    @torch.no_grad()
     def continue_audio(self, audio: Any, seconds: float, sample_rate: int | None = None, *, steps: int | None = None,
                        generator: Any = None, eta: float = 0.0, width: int | None = None, keep: float = 0.5,
                        crossfade_secs: float = 0.0, progress: bool = True) -> np.ndarray:
@@ -488,52 +527,63 @@ class SpectrogramDiffusionPipeline:
         appended, scaled so the kept part's loudness matches the clip's. The result starts with
         ``audio`` unchanged (with ``crossfade_secs`` > 0, all but its last ``crossfade_secs``, which are
         blended into the new audio) and is ``round(seconds * sample_rate)`` samples longer.
+
+        Taught in lesson 02 (notebooks/02_audio_diffusion_pipeline.ipynb).
         """
+        # Validate every argument once.
         if sample_rate is None:
             raise CourseInputError(f"sample_rate: give the clip's rate (it must be {self.sample_rate} Hz).")
         check_sample_rate(sample_rate, "sample_rate", expected=self.sample_rate)
         x = as_float_tensor(audio, "audio", max_ndim=1).cpu().numpy()
-        extra = int(round(_number(seconds, "seconds", 0.0) * self.sample_rate))
+        extra = int(round(check_number(seconds, "seconds", 0.0) * self.sample_rate))
         if extra < 1:
             raise CourseInputError(f"seconds: {seconds} adds no samples; "
                                    f"ask for more than {1 / self.sample_rate:.2g} s.")
+        self._check_sizes()
         width = self._check_width(width)
-        keep = _number(keep, "keep", 0.0, 1.0)
-        hop = self.mel.hop_length
+        kept, fade = self._check_continuation(x.shape[0], width, keep, crossfade_secs)
+        steps, eta = self._check_sampler(steps, eta)
+        gen = make_generator(generator)
+        # Out-paint one image at a time: the last `kept` columns of audio on the left, kept fixed.
+        context_len, image_len = kept * self.mel.hop_length, width * self.mel.hop_length - 1
+        out, target = x.copy(), x.shape[0] + extra
+        while out.shape[0] < target:
+            context = out[-context_len:]
+            padded = np.concatenate([context, np.zeros(image_len - context_len, np.float32)])
+            known = self._init_tensor(self.audio_to_image(padded, self.sample_rate, 0, width),
+                                      self.sample_size[0], width, 1)
+            images = self._denoise(self._noise(None, 1, width, gen), steps=steps, generator=gen, eta=eta,
+                                   known=known, mask=(kept, 0), progress=progress)
+            made = self.images_to_audio(tensor_to_images(images))[0]
+            # Match the loudness of the kept part, then append the new columns (crossfading the first time).
+            ref_rms = float(np.sqrt(np.mean(context.astype(np.float64) ** 2)))
+            got_rms = float(np.sqrt(np.mean(made[:context_len].astype(np.float64) ** 2)))
+            gain = ref_rms / got_rms if got_rms > 1e-8 else 1.0
+            if fade and out.shape[0] == x.shape[0]:
+                ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+                out[-fade:] = out[-fade:] * (1.0 - ramp) + made[context_len - fade:context_len] * gain * ramp
+            out = np.concatenate([out, (made[context_len:] * gain).astype(np.float32)])
+        return out[:target]
+
+    def _check_continuation(self, length: int, width: int, keep: Any, crossfade_secs: Any) -> tuple[int, int]:
+        """``keep`` as kept image columns and ``crossfade_secs`` as samples, checked against a clip of ``length``."""
+        keep = check_number(keep, "keep", 0.0, 1.0)
         kept = int(round(keep * width))
         if not 1 <= kept <= width - 2:
             raise CourseInputError(f"keep: {keep} keeps {kept} of {width} columns; choose a fraction leaving at least "
                                    "one kept and two new columns (e.g. 0.5).")
-        context_len = kept * hop
-        if x.shape[0] < context_len:
-            raise CourseInputError(f"audio: {x.shape[0]} samples is shorter than the {context_len} samples "
+        context_len = kept * self.mel.hop_length
+        if length < context_len:
+            raise CourseInputError(f"audio: {length} samples is shorter than the {context_len} samples "
                                    f"({context_len / self.sample_rate:.2f} s) a round keeps; "
                                    "give a longer clip or lower keep.")
-        fade = int(round(_number(crossfade_secs, "crossfade_secs", 0.0) * self.sample_rate))
+        fade = int(round(check_number(crossfade_secs, "crossfade_secs", 0.0) * self.sample_rate))
         if fade > context_len:
             raise CourseInputError(f"crossfade_secs: longer than the kept context "
                                    f"({context_len / self.sample_rate:.2f} s).")
-        gen = self._generator(generator)
-        out = x.copy()
-        target = x.shape[0] + extra
-        image_len = width * hop - 1
-        while out.shape[0] < target:
-            context = out[-context_len:]
-            padded = np.concatenate([context, np.zeros(image_len - context_len, np.float32)])
-            image = self.audio_to_image(padded, self.sample_rate, 0, width)
-            result = self(1, steps=steps, generator=gen, eta=eta, width=width, init_image=image,
-                          _mask_pixels=(kept, 0), progress=progress)
-            made = result.audios[0]
-            ref_rms = float(np.sqrt(np.mean(context.astype(np.float64) ** 2)))
-            got_rms = float(np.sqrt(np.mean(made[:context_len].astype(np.float64) ** 2)))
-            gain = ref_rms / got_rms if got_rms > 1e-8 else 1.0
-            new = made[context_len:] * gain
-            if fade and out.shape[0] == x.shape[0]:
-                ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
-                out[-fade:] = out[-fade:] * (1.0 - ramp) + made[context_len - fade:context_len] * gain * ramp
-            out = np.concatenate([out, new.astype(np.float32)])
-        return out[:target]
+        return kept, fade
 
+    @torch.no_grad()
     def loop(self, batch_size: int = 1, *, overlap: float = 0.25, steps: int | None = None, generator: Any = None,
              eta: float = 0.0, width: int | None = None, crossfade_secs: float = 0.02,
              progress: bool = True) -> tuple[SpectrogramOutput, np.ndarray]:
@@ -543,17 +593,27 @@ class SpectrogramDiffusionPipeline:
         ends as it begins; one period of the loop is the audio of the first ``width - overlap``
         columns, and its start is crossfaded with what follows the period, so repeating it
         (``np.tile``) has no click. Returns the output and the loop audio (N, period samples).
+
+        Taught in lesson 02 (notebooks/02_audio_diffusion_pipeline.ipynb).
         """
+        # Validate every argument once.
+        self._check_sizes()
+        batch_size = check_positive_int(batch_size, "batch_size")
         width = self._check_width(width)
-        overlap = _number(overlap, "overlap", 0.0, 0.5)
+        overlap = check_number(overlap, "overlap", 0.0, 0.5)
         tied = int(round(overlap * width))
         if tied < 1:
             raise CourseInputError(f"overlap: {overlap} ties no columns of a {width}-wide image; use e.g. 0.25.")
-        result = self(batch_size, steps=steps, generator=generator, eta=eta, width=width, progress=progress,
-                      _tie_pixels=tied)
+        crossfade = check_number(crossfade_secs, "crossfade_secs", 0.0)
+        steps, eta = self._check_sampler(steps, eta)
+        gen = make_generator(generator)
+        # Generate with the right edge tied to the left one.
+        noise = self._noise(None, batch_size, width, gen)
+        result = self._output(self._denoise(noise, steps=steps, generator=gen, eta=eta, tie=tied, progress=progress),
+                              noise)
+        # One period, its start crossfaded with what follows it.
         period = (width - tied) * self.mel.hop_length
-        fade = min(int(round(_number(crossfade_secs, "crossfade_secs", 0.0) * self.sample_rate)),
-                   result.audios.shape[1] - period)
+        fade = min(int(round(crossfade * self.sample_rate)), result.audios.shape[1] - period)
         loops = result.audios[:, :period].copy()
         if fade > 0:
             ramp = np.linspace(0.0, 1.0, fade, endpoint=False, dtype=np.float32)
@@ -568,6 +628,8 @@ class SpectrogramDiffusionPipeline:
 
         ``model_index.json`` names diffusers' ``AudioDiffusionPipeline``, so ``DiffusionPipeline.from_pretrained``
         also loads the folder (while diffusers still ships that class).
+
+        Taught in lesson 03 (notebooks/03_fine_tuning.ipynb).
         """
         import diffusers
 
@@ -584,7 +646,7 @@ class SpectrogramDiffusionPipeline:
             "unet": ["diffusers", "UNet2DModel"],
             "vqvae": [None, None],
         }
-        (folder / MODEL_INDEX).write_text(json.dumps(index, indent=2) + "\n")
+        write_json(folder / MODEL_INDEX, index, indent=2)
         return folder
 
     @classmethod
@@ -598,14 +660,13 @@ class SpectrogramDiffusionPipeline:
         ``scheduler/scheduler_config.json`` and ``mel/mel_config.json`` as a ``course_lib.Mel``
         (diffusers' Mel configs load too; ``mel_overrides`` such as ``{"n_iter": 64}`` win).
         Anything else goes through diffusers' ``DiffusionPipeline.from_pretrained`` (needs the Hub).
-        """
-        import diffusers
+        A missing or corrupt file is a ``CourseInputError`` that names it.
 
+        Taught in lesson 02 (notebooks/02_audio_diffusion_pipeline.ipynb).
+        """
         if not isinstance(path, (str, os.PathLike)):
             raise CourseInputError(f"path: expected a folder or a Hub id, got {type(path).__name__}.")
-        folder = Path(path)
-        overrides = dict(mel_overrides or {})
-        text = str(path)
+        folder, text = Path(path), str(path)
         looks_local = (folder.exists() or isinstance(path, Path) or text.startswith((".", "/", "~"))
                        or text.count("/") != 1 or "\\" in text)
         if looks_local and not folder.is_dir():
@@ -613,46 +674,72 @@ class SpectrogramDiffusionPipeline:
                 f"path: {text!r} is not an existing folder (cwd is {os.getcwd()!r}); give a pipeline folder "
                 "(unet/, scheduler/, mel/) or a Hub id such as 'teticio/audio-diffusion-instrumental-hiphop-256'."
             )
+        overrides = dict(mel_overrides or {})
         if folder.is_dir():
-            index_path = folder / MODEL_INDEX
-            index = json.loads(index_path.read_text()) if index_path.is_file() else {}
-            vqvae = index.get("vqvae")
-            if vqvae and vqvae[0] is not None:
-                raise CourseInputError(f"path: {str(folder)!r} is a latent audio-diffusion model (it has a vqvae); "
-                                       "this pipeline handles pixel-space models only.")
-            for part in ("unet", "scheduler", "mel"):
-                if not (folder / part).is_dir():
-                    raise CourseInputError(f"path: {str(folder)!r} has no {part}/ folder; a pipeline folder holds "
-                                           "unet/, scheduler/, mel/ and model_index.json (see save_pretrained).")
-            unet = diffusers.UNet2DModel.from_pretrained(folder / "unet", use_safetensors=use_safetensors)
-            sched_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-            name = sched_config.get("_class_name", "DDIMScheduler")
-            if name not in ("DDIMScheduler", "DDPMScheduler"):
-                raise CourseInputError(f"path: the scheduler is a {name}; this pipeline uses "
-                                       "DDIMScheduler or DDPMScheduler.")
-            scheduler = getattr(diffusers, name).from_pretrained(folder / "scheduler")
-            mel = Mel.from_config(_mel_config(folder / "mel"), **overrides)
+            unet, scheduler, mel = _load_folder(folder, use_safetensors, overrides)
         else:
-            try:
-                pipe = diffusers.DiffusionPipeline.from_pretrained(text, use_safetensors=use_safetensors, **hub_kwargs)
-            except (OSError, ValueError) as error:
-                raise CourseInputError(
-                    f"path: {text!r} is not a local folder and diffusers could not load it as a Hub id ({error}). "
-                    "Offline, give the folder of a saved pipeline; .bin checkpoints need use_safetensors=False."
-                ) from error
-            unet, scheduler = pipe.unet, pipe.scheduler
-            mel = Mel.from_config(_mel_config_dict(dict(pipe.mel.config)), **overrides)
+            unet, scheduler, mel = _load_from_hub(text, use_safetensors, overrides, hub_kwargs)
         pipeline = cls(unet.eval(), scheduler, mel)
         return pipeline.to(device) if device is not None else pipeline
+
+
+_RESTORE = "Restore the folder: download it again, or write it with pipe.save_pretrained(folder)."
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """A JSON object from a file of a pipeline folder; a missing or corrupt file is a CourseInputError naming it."""
+    if not path.is_file():
+        raise CourseInputError(f"path: {str(path.parent)!r} has no {path.name}. {_RESTORE}")
+    config = read_json(path, "path", _RESTORE)
+    if not isinstance(config, dict):
+        raise CourseInputError(f"path: {str(path)!r} holds a JSON {type(config).__name__}, not an object. {_RESTORE}")
+    return config
+
+
+def _load_folder(folder: Path, use_safetensors: bool | None, overrides: dict[str, Any]) -> tuple[Any, Any, Mel]:
+    """(unet, scheduler, mel) from a local pipeline folder, every file checked."""
+    import diffusers
+
+    index = _read_config(folder / MODEL_INDEX) if (folder / MODEL_INDEX).exists() else {}
+    vqvae = index.get("vqvae")
+    if vqvae and vqvae[0] is not None:
+        raise CourseInputError(f"path: {str(folder)!r} is a latent audio-diffusion model (it has a vqvae); "
+                               "this pipeline handles pixel-space models only.")
+    for part in ("unet", "scheduler", "mel"):
+        if not (folder / part).is_dir():
+            raise CourseInputError(f"path: {str(folder)!r} has no {part}/ folder; a pipeline folder holds "
+                                   "unet/, scheduler/, mel/ and model_index.json (see save_pretrained).")
+    try:
+        unet = diffusers.UNet2DModel.from_pretrained(folder / "unet", use_safetensors=use_safetensors)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise CourseInputError(
+            f"path: could not load the UNet from {str(folder / 'unet')!r} ({str(error).strip()}); its weights or "
+            f"config.json are missing or corrupt. {_RESTORE} A folder with .bin weights needs use_safetensors=False."
+        ) from error
+    name = _read_config(folder / "scheduler" / "scheduler_config.json").get("_class_name", "DDIMScheduler")
+    if name not in ("DDIMScheduler", "DDPMScheduler"):
+        raise CourseInputError(f"path: the scheduler is a {name}; this pipeline uses "
+                               "DDIMScheduler or DDPMScheduler.")
+    scheduler = getattr(diffusers, name).from_pretrained(folder / "scheduler")
+    mel = Mel.from_config(_mel_config_dict(_read_config(folder / "mel" / Mel.config_name)), **overrides)
+    return unet, scheduler, mel
+
+
+def _load_from_hub(repo_id: str, use_safetensors: bool | None, overrides: dict[str, Any],
+                   hub_kwargs: dict[str, Any]) -> tuple[Any, Any, Mel]:
+    """(unet, scheduler, mel) of a Hub pipeline, through diffusers' ``DiffusionPipeline``."""
+    import diffusers
+
+    try:
+        pipe = diffusers.DiffusionPipeline.from_pretrained(repo_id, use_safetensors=use_safetensors, **hub_kwargs)
+    except (OSError, ValueError) as error:
+        raise CourseInputError(
+            f"path: {repo_id!r} is not a local folder and diffusers could not load it as a Hub id ({error}). "
+            "Offline, give the folder of a saved pipeline; .bin checkpoints need use_safetensors=False."
+        ) from error
+    return pipe.unet, pipe.scheduler, Mel.from_config(_mel_config_dict(dict(pipe.mel.config)), **overrides)
 
 
 def _mel_config_dict(config: dict[str, Any]) -> dict[str, Any]:
     """Keep the keys ``course_lib.Mel`` knows (diffusers' Mel configs may carry extra bookkeeping keys)."""
     return {k: v for k, v in config.items() if k in Mel._CONFIG_KEYS}
-
-
-def _mel_config(folder: Path) -> dict[str, Any]:
-    path = folder / Mel.config_name
-    if not path.is_file():
-        raise CourseInputError(f"path: {str(folder)!r} has no {Mel.config_name}.")
-    return _mel_config_dict(json.loads(path.read_text()))

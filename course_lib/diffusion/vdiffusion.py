@@ -11,17 +11,21 @@ and ``v`` by a rotation the other way: ``x0 = alpha * x_sigma - beta * v`` and
 ``eps = beta * x_sigma + alpha * v``. Predicting ``v`` instead of ``eps`` keeps the target's size
 about the same at every noise level, which trains well at both ends.
 
+- :func:`v_target` is what the model learns to predict, :func:`denoise` turns a prediction back
+  into estimates of the clean clip and the noise, :func:`sampler_step` takes one step down the
+  noise levels with them: the three functions lesson 05's exercises write.
 - :func:`v_loss` is the training loss, ready for ``course_lib.training.train`` as ``loss_fn``;
   with class labels it replaces a random ``p_uncond`` share of them by the "null" class, so that
   one model learns both the conditional and the unconditional task (classifier-free guidance).
-- :func:`sample` goes from noise to clips in ``steps`` steps on a linear sigma grid 1 -> 0:
-  ``eta=0`` is the deterministic DDIM-style v-sampler of the reference project, ``eta=1`` adds
-  fresh noise at every step like the DDPM sampler (anything between is allowed), and
+- :func:`sample` goes from noise to clips in ``steps`` calls of :func:`sampler_step` on a linear
+  sigma grid 1 -> 0: ``eta=0`` is the deterministic DDIM-style v-sampler of the reference project,
+  ``eta=1`` adds fresh noise at every step like the DDPM sampler (anything between is allowed), and
   ``guidance_scale`` mixes conditional and unconditional predictions,
   ``v = v_null + guidance_scale * (v_class - v_null)``.
 
-All randomness comes from a CPU ``torch.Generator`` (or an int seed), in a documented order, so a
-seed gives the same numbers on every run and every device.
+All randomness comes from a CPU ``torch.Generator`` (``settings.make_generator``'s rule: a
+generator, an int seed, or None for a seed drawn from torch's global generator), in a documented
+order, so a seed gives the same numbers on every run and every device.
 """
 
 from __future__ import annotations
@@ -34,18 +38,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from course_lib.settings import make_generator
 from course_lib.validate import CourseInputError, check_number, check_positive_int
 
 __all__ = [
     "add_noise",
     "alpha_beta",
     "class_indices",
-    "predict_x0_and_noise",
+    "denoise",
     "sample",
+    "sampler_step",
     "sigma_schedule",
     "v_loss",
     "v_loss_at",
-    "velocity",
+    "v_target",
 ]
 
 
@@ -61,32 +67,53 @@ def alpha_beta(sigma: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]
     return torch.cos(angle), torch.sin(angle)
 
 
+def _scales(sigma: torch.Tensor | float, like: torch.Tensor) -> tuple[Any, Any]:
+    """(alpha, beta) ready to multiply ``like``: per item (B, 1, 1, ...) for a tensor (B,), plain floats
+    (in float64 precision, as the sampler computes them) for one number."""
+    if isinstance(sigma, torch.Tensor):
+        alpha, beta = alpha_beta(sigma)
+        return _per_item(alpha, like), _per_item(beta, like)
+    angle = float(sigma) * math.pi / 2
+    return math.cos(angle), math.sin(angle)
+
+
 def _per_item(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Shape (B,) -> (B, 1, 1, ...) so that it broadcasts over one item of ``like``."""
     return t.reshape(t.shape[0], *([1] * (like.ndim - 1))) if t.ndim == 1 else t
 
 
-def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """``x_sigma = alpha * x0 + beta * noise`` (``sigma`` one value per item, shape (B,))."""
-    alpha, beta = alpha_beta(sigma)
-    return _per_item(alpha, x0) * x0 + _per_item(beta, x0) * noise
+def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+    """``x_sigma = alpha * x0 + beta * noise`` (``sigma`` one value per item, shape (B,), or one number)."""
+    alpha, beta = _scales(sigma, x0)
+    return alpha * x0 + beta * noise
 
 
-def velocity(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """The training target ``v = alpha * noise - beta * x0``."""
-    alpha, beta = alpha_beta(sigma)
-    return _per_item(alpha, x0) * noise - _per_item(beta, x0) * x0
+def v_target(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+    """The training target, the velocity ``v = alpha * noise - beta * x0`` (``sigma`` per item (B,) or one number).
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
+    """
+    alpha, beta = _scales(sigma, x0)
+    return alpha * noise - beta * x0
 
 
-def predict_x0_and_noise(x_sigma: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Undo the rotation: ``x0 = alpha * x_sigma - beta * v``, ``noise = beta * x_sigma + alpha * v``."""
-    alpha, beta = alpha_beta(sigma)
-    alpha, beta = _per_item(alpha, x_sigma), _per_item(beta, x_sigma)
+def denoise(x_sigma: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x0_hat, noise_hat)`` from a noisy clip and its predicted velocity: undo the rotation,
+    ``x0 = alpha * x_sigma - beta * v`` and ``noise = beta * x_sigma + alpha * v``.
+
+    ``sigma`` is one noise level per item (B,) or one number for the whole batch.
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
+    """
+    alpha, beta = _scales(sigma, x_sigma)
     return alpha * x_sigma - beta * v, beta * x_sigma + alpha * v
 
 
 def sigma_schedule(steps: int) -> torch.Tensor:
-    """The sampler's ``steps + 1`` noise levels, evenly spaced from 1 (pure noise) down to 0."""
+    """The sampler's ``steps + 1`` noise levels, evenly spaced from 1 (pure noise) down to 0.
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
+    """
     steps = check_positive_int(steps, "steps")
     return torch.linspace(1.0, 0.0, steps + 1)
 
@@ -94,19 +121,6 @@ def sigma_schedule(steps: int) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # Input helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _generator(generator: Any) -> torch.Generator:
-    if isinstance(generator, torch.Generator):
-        if generator.device.type != "cpu":
-            raise CourseInputError("generator: give a CPU torch.Generator (noise is drawn on the CPU, then moved).")
-        return generator
-    if isinstance(generator, int) and not isinstance(generator, bool) and generator >= 0:
-        return torch.Generator().manual_seed(generator)
-    raise CourseInputError(
-        f"generator: expected a torch.Generator or a seed (int >= 0), got {generator!r}; "
-        "e.g. torch.Generator().manual_seed(0)."
-    )
 
 
 def _config(model: Any) -> Any:
@@ -178,6 +192,8 @@ def v_loss_at(
     """The v-objective at given noise levels and noise: ``mean((model(x_sigma, sigma, c) - v)²)``.
 
     ``x0`` and ``noise`` are (B, C, T), ``sigma`` is (B,). :func:`v_loss` draws them at random.
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
     if not isinstance(x0, torch.Tensor) or x0.ndim != 3 or not x0.is_floating_point():
         raise CourseInputError(f"x0: expected a float tensor (batch, channels, samples), got {type(x0).__name__}"
@@ -188,13 +204,13 @@ def v_loss_at(
         raise CourseInputError(f"sigma: expected one noise level per item, a tensor of shape ({x0.shape[0]},).")
     x_sigma = add_noise(x0, noise, sigma)
     pred = model(x_sigma, sigma, class_labels)
-    return F.mse_loss(pred.float(), velocity(x0, noise, sigma).float())
+    return F.mse_loss(pred.float(), v_target(x0, noise, sigma).float())
 
 
 def v_loss(
     model: torch.nn.Module,
     x0: Any,
-    generator: torch.Generator | int,
+    generator: torch.Generator | int | None = None,
     class_labels: Any = None,
     p_uncond: float = 0.1,
 ) -> torch.Tensor:
@@ -205,7 +221,10 @@ def v_loss(
     this order: (1) ``sigma ~ U[0, 1)``, one per item; (2) ``noise ~ N(0, 1)`` shaped like ``x0``;
     (3) only with class labels: ``u ~ U[0, 1)`` per item, and items with ``u < p_uncond`` get the
     "null" class (classifier-free guidance training). Without labels every item is trained
-    unconditionally.
+    unconditionally. ``generator`` follows ``settings.make_generator``: a generator, an int seed,
+    or None (a seed drawn from torch's global generator).
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
     if isinstance(x0, (list, tuple)):
         if len(x0) != 2 or class_labels is not None:
@@ -220,7 +239,7 @@ def v_loss(
             "mono clips (batch, samples) need x0[:, None]."
         )
     p = check_number(p_uncond, "p_uncond", 0, 1)
-    g = _generator(generator)
+    g = make_generator(generator)
     n = x0.shape[0]
     labels = class_indices(model, class_labels, n)
 
@@ -252,13 +271,78 @@ def _guided_v(
     return v_null + guidance_scale * (v_class - v_null)
 
 
+def sampler_step(
+    x: torch.Tensor,
+    v: torch.Tensor,
+    sigma: float,
+    sigma_next: float,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One step of the v-sampler: from ``x`` at noise level ``sigma`` down to ``sigma_next``, given the model's ``v``.
+
+    With ``eta=0`` the step is deterministic (DDIM): rotate back to the estimates of the clean clip
+    and of the noise, then mix them at the new level. With ``eta > 0`` part of the noise estimate is
+    swapped for fresh noise ``z`` (``eta=1``: DDPM's ancestral step), drawn on the CPU from
+    ``generator`` (None: torch's global generator) and moved to ``x``'s device. The last step
+    (``sigma_next = 0``) draws nothing and returns the clean estimate.
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
+    """
+    sigma = check_number(sigma, "sigma", 0, 1)
+    sigma_next = check_number(sigma_next, "sigma_next", 0, sigma)
+    eta = check_number(eta, "eta (0 = deterministic, 1 = DDPM-like)", 0, 1)
+    if not isinstance(x, torch.Tensor) or not isinstance(v, torch.Tensor) or v.shape != x.shape:
+        raise CourseInputError(f"v: expected a tensor shaped like x {tuple(getattr(x, 'shape', ()))}, "
+                               "the model's prediction for x.")
+    # 1. The noise levels as angles on the unit circle: alpha = cos(sigma pi / 2), beta = sin(sigma pi / 2).
+    alpha, beta = math.cos(sigma * math.pi / 2), math.sin(sigma * math.pi / 2)
+    alpha_next, beta_next = math.cos(sigma_next * math.pi / 2), math.sin(sigma_next * math.pi / 2)
+    # 2. Rotate back: x0_hat = alpha x - beta v,  noise_hat = beta x + alpha v.
+    x0_hat, noise_hat = denoise(x, v, sigma)
+    # 3. How much fresh noise (DDIM's sigma_t, with eta): c = eta (beta' / beta) sqrt(1 - alpha² / alpha'²).
+    c = 0.0
+    if eta > 0 and sigma_next > 0:
+        c = eta * (beta_next / beta) * math.sqrt(max(0.0, 1.0 - alpha**2 / alpha_next**2))
+    # 4. Mix at the new level, the noise estimate scaled so the total noise stays beta':
+    #    x' = alpha' x0_hat + sqrt(beta'² - c²) noise_hat
+    x_next = alpha_next * x0_hat + math.sqrt(max(0.0, beta_next**2 - c**2)) * noise_hat
+    # 5. Add the fresh noise: x' += c z,  z ~ N(0, I).
+    if c > 0:
+        x_next = x_next + c * torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device)
+    return x_next
+
+
+def _check_sample_args(model: Any, n: Any, length: Any, class_labels: Any, guidance_scale: Any,
+                       eta: Any) -> tuple[Any, int, int, torch.Tensor | None, float, float]:
+    """``sample``'s arguments, checked: (config, n, length, labels, guidance_scale, eta)."""
+    config = _config(model)
+    n = check_positive_int(n, "n")
+    length = check_positive_int(int(config.sample_length) if length is None else length, "length")
+    multiple = int(getattr(model, "length_multiple", 1))
+    if length % multiple:
+        raise CourseInputError(
+            f"length: {length} is not a multiple of {multiple} (the product of the model's factors); "
+            f"use e.g. {max(1, round(length / multiple)) * multiple}."
+        )
+    guidance_scale = check_number(guidance_scale, "guidance_scale", low=0)
+    eta = check_number(eta, "eta (0 = deterministic, 1 = DDPM-like)", 0, 1)
+    labels = class_indices(model, class_labels, n)
+    if labels is None and guidance_scale != 1.0:
+        raise CourseInputError(
+            "guidance_scale: guidance needs class_labels (e.g. class_labels='kick'); without a class "
+            "leave guidance_scale=1.0."
+        )
+    return config, n, length, labels, guidance_scale, eta
+
+
 @torch.no_grad()
 def sample(
     model: torch.nn.Module,
     n: int,
     length: int | None,
     steps: int,
-    generator: torch.Generator | int,
+    generator: torch.Generator | int | None = None,
     class_labels: Any = None,
     guidance_scale: float = 1.0,
     eta: float = 0.0,
@@ -268,59 +352,37 @@ def sample(
     """Generate ``n`` clips of ``length`` samples (None: the model's ``sample_length``) in ``steps`` steps.
 
     Starting from ``x = noise`` at sigma = 1, every step from ``s`` to the next, lower level ``s'``
-    predicts ``v``, turns it into estimates of the clean clip and of the noise, and mixes them at
-    the new level: ``x = alpha' * x0_hat + sqrt(beta'² - c²) * eps_hat + c * z`` with
+    predicts ``v`` and takes one :func:`sampler_step`:
+    ``x = alpha' * x0_hat + sqrt(beta'² - c²) * noise_hat + c * z`` with
     ``c = eta * (beta' / beta) * sqrt(1 - alpha² / alpha'²)`` and fresh noise ``z``. With ``eta=0``
     (``c = 0``) every step is deterministic (DDIM); ``eta=1`` is the DDPM (ancestral) sampler.
 
     ``class_labels``: None (unconditional), one class (index or name, e.g. ``"kick"``) for all, or
     one per clip. ``guidance_scale`` > 1 strengthens the class (two passes per step). Randomness,
-    all from ``generator`` on the CPU: first the starting noise (n, C, length), then, if
-    ``eta > 0``, one ``z`` per step except the last. Returns a float32 tensor (n, C, length) on the
-    model's device, clipped to [-1, 1] unless ``clip=False``. The model is put in eval mode.
+    all from ``generator`` on the CPU (``settings.make_generator``: a generator, an int seed, or
+    None): first the starting noise (n, C, length), then, if ``eta > 0``, one ``z`` per step except
+    the last. Returns a float32 tensor (n, C, length) on the model's device, clipped to [-1, 1]
+    unless ``clip=False``. The model is put in eval mode.
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
-    config = _config(model)
-    n = check_positive_int(n, "n")
-    if length is None:
-        length = int(config.sample_length)
-    length = check_positive_int(length, "length")
-    multiple = int(getattr(model, "length_multiple", 1))
-    if length % multiple:
-        raise CourseInputError(
-            f"length: {length} is not a multiple of {multiple} (the product of the model's factors); "
-            f"use e.g. {max(1, round(length / multiple)) * multiple}."
-        )
-    sigmas = sigma_schedule(steps)
-    guidance_scale = check_number(guidance_scale, "guidance_scale", low=0)
-    eta = check_number(eta, "eta (0 = deterministic, 1 = DDPM-like)", 0, 1)
-    labels = class_indices(model, class_labels, n)
-    if labels is None and guidance_scale != 1.0:
-        raise CourseInputError(
-            "guidance_scale: guidance needs class_labels (e.g. class_labels='kick'); without a class "
-            "leave guidance_scale=1.0."
-        )
-    g = _generator(generator)
-    device = next(iter([*model.parameters(), *model.buffers()]), torch.empty(0)).device
-    model.eval()
-
-    x = torch.randn((n, int(config.in_channels), length), generator=g, dtype=torch.float32).to(device)
-    if labels is not None:
-        labels = labels.to(device)
-    null = int(config.num_classes) if config.num_classes else None
-
     from tqdm.auto import tqdm
 
+    # Validate every argument once.
+    config, n, length, labels, guidance_scale, eta = _check_sample_args(model, n, length, class_labels,
+                                                                        guidance_scale, eta)
+    sigmas = sigma_schedule(steps)
+    g = make_generator(generator)
+    device = next(iter([*model.parameters(), *model.buffers()]), torch.empty(0)).device
+    model.eval()
+    labels = labels.to(device) if labels is not None else None
+    null = int(config.num_classes) if config.num_classes else None
+    # Start from pure noise at sigma = 1, drawn on the CPU.
+    x = torch.randn((n, int(config.in_channels), length), generator=g, dtype=torch.float32).to(device)
     for i in tqdm(range(steps), desc="sampling", disable=not progress, leave=False):
         s, s_next = float(sigmas[i]), float(sigmas[i + 1])
-        alpha, beta = math.cos(s * math.pi / 2), math.sin(s * math.pi / 2)
-        alpha_next, beta_next = math.cos(s_next * math.pi / 2), math.sin(s_next * math.pi / 2)
+        # 1. The model's velocity at sigma (with guidance: v = v_null + w (v_class - v_null)).
         v = _guided_v(model, x, s, labels, null, guidance_scale)
-        x0_hat = alpha * x - beta * v  # the clean clip, as the model sees it now
-        eps_hat = beta * x + alpha * v  # the noise in x, as the model sees it now
-        c = 0.0
-        if eta > 0 and s_next > 0:
-            c = eta * (beta_next / beta) * math.sqrt(max(0.0, 1.0 - alpha**2 / alpha_next**2))
-        x = alpha_next * x0_hat + math.sqrt(max(0.0, beta_next**2 - c**2)) * eps_hat
-        if c > 0:
-            x = x + c * torch.randn(x.shape, generator=g, dtype=torch.float32).to(device)
+        # 2. One step down: sigma -> sigma_next.
+        x = sampler_step(x, v, s, s_next, eta=eta, generator=g)
     return x.clamp(-1.0, 1.0) if clip else x
