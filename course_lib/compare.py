@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from course_lib.settings import make_generator
 from course_lib.validate import CourseInputError, as_float_tensor, check_positive_int
 
 __all__ = [
@@ -162,8 +163,8 @@ def measure_generator(name: str, generate: Generator, n: int, real_audio: Any, j
     if real.shape[0] < 2:
         raise CourseInputError(f"real_audio: need at least 2 real clips for a Fréchet distance, got {real.shape[0]}.")
     with torch.no_grad():
-        generate(min(2, n), torch.Generator().manual_seed(seed + 10_000))  # warm-up, untimed
-        gen = torch.Generator().manual_seed(seed)
+        generate(min(2, n), make_generator(seed + 10_000))  # warm-up, untimed
+        gen = make_generator(seed)
         clips = []
         started = time.perf_counter()
         for start in tqdm(range(0, n, batch_size), desc=name, disable=not progress):

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from course_lib.settings import make_generator
 from course_lib.validate import (
     CourseInputError,
     as_float_tensor,
@@ -214,7 +215,7 @@ def generate_drums(model: Any, n_per_class: int, steps: int = 50, guidance_scale
     out = []
     starts = range(0, len(labels), bs)
     for b, start in enumerate(tqdm(starts, desc="generating", disable=not progress or len(starts) == 1)):
-        g = torch.Generator().manual_seed(seed * 1_000_003 + b)
+        g = make_generator(seed * 1_000_003 + b)
         chunk = labels[start:start + bs]
         out.append(sample(model, len(chunk), None, steps, g, class_labels=chunk, guidance_scale=guidance_scale,
                           eta=eta, progress=progress and len(starts) == 1).mean(dim=1).cpu())

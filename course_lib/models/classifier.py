@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from course_lib.settings import make_generator
 from course_lib.models.base import PretrainedModel
 from course_lib.validate import CourseInputError, as_float_tensor, check_positive_int, check_sample_rate
 
@@ -290,7 +291,7 @@ def fit_classifier(model: StyleClassifier, n_items: int, labels: torch.Tensor, m
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     total = math.ceil(n_items / batch_size) * epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.1)
-    gen = torch.Generator().manual_seed(seed)
+    gen = make_generator(seed)
     loss_ema = float("nan")
     bar = tqdm(range(epochs), desc=desc)
     for _ in bar:
