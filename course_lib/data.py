@@ -30,6 +30,7 @@ import soundfile as sf
 import torch
 
 from course_lib import synth
+from course_lib.settings import make_generator
 from course_lib.hub_datasets import audio_array
 from course_lib.io import load_tensors, prepare_output_dir, save_tensors
 from course_lib.validate import CourseInputError, check_choice, check_positive_int, check_sample_rate
@@ -51,6 +52,7 @@ __all__ = [
     "genre_table",
     "format_genre_table",
     "select_genre",
+    "stream_genre",
     "CachedMelSlices",
     "tutorial_dataloader",
 ]
@@ -491,12 +493,58 @@ def select_genre(dataset: Any, genre: str | int) -> Any:
     return [dataset[i] for i in keep]
 
 
+def stream_genre(path: str, genre: str, n: int, split: str = "train", column: str = "audio",
+                 max_rows: int | None = None) -> "datasets.Dataset":
+    """The first ``n`` clips of one ``genre`` of a Hub music-genres dataset, streamed: only what is read is downloaded.
+
+    ``lewtun/music_genres`` has about 25 000 clips of 30 s; downloading it whole to train on one genre costs
+    gigabytes. Streaming reads the rows in order, keeps those whose ``genre`` matches (case and punctuation
+    ignored, as in :func:`select_genre`) and stops at ``n`` (or after ``max_rows`` rows read). How far it
+    reads depends on the genre's share: about ``n / share`` rows. The result is an in-memory
+    ``datasets.Dataset`` with the same columns, whose audio :func:`course_lib.hub_datasets.audio_array` reads.
+
+    Taught in lesson 03 (notebooks/03_fine_tuning.ipynb).
+    """
+    import datasets
+
+    from course_lib.hub_datasets import load_audio_dataset
+
+    n = check_positive_int(n, "n")
+    if max_rows is not None:
+        max_rows = check_positive_int(max_rows, "max_rows")
+    if not isinstance(genre, str) or not _genre_key(genre):
+        raise CourseInputError(f"genre: expected a genre name such as 'Rock', got {genre!r}.")
+    stream = load_audio_dataset(path, split=split, column=column, streaming=True)
+    missing = [c for c in GENRE_COLUMNS if c not in (stream.features or {})]
+    if missing:
+        raise CourseInputError(f"path: {path!r} has no {missing} column(s) (it has {list(stream.features or {})}); "
+                               "stream_genre needs a music-genres dataset such as 'lewtun/music_genres'.")
+    stream = stream.cast_column(column, datasets.Audio(decode=False))  # keep the file's bytes: decoded on demand
+    rows, read, seen = [], 0, set()
+    for row in stream:
+        read += 1
+        seen.add(str(row["genre"]))
+        if _genre_key(str(row["genre"])) == _genre_key(genre):
+            rows.append(row)
+            if len(rows) == n:
+                break
+        if max_rows is not None and read >= max_rows:
+            break
+    if not rows:
+        raise CourseInputError(
+            f"genre: no {genre!r} clip in the first {read} rows of {path!r}; genres seen: {sorted(seen)}. "
+            "Check the name, or raise max_rows."
+        )
+    features = stream.features.copy()
+    return datasets.Dataset.from_list(rows, features=features)
+
+
 def _check_mel(mel: Any) -> Any:
     from course_lib.mel import Mel
 
     if not isinstance(mel, Mel):
         raise CourseInputError(
-            f"mel: expected a course_lib.spectrogram.Mel, got {type(mel).__name__}; e.g. "
+            f"mel: expected a course_lib.mel.Mel, got {type(mel).__name__}; e.g. "
             "Mel.from_config('checkpoints/mel-diffusion-64/mel') or pipe.mel."
         )
     return mel
@@ -685,7 +733,7 @@ class CachedMelSlices:
 
     def epoch_plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(clips, starts)`` of every crop of ``epoch``, in order: clip numbers and first frames."""
-        g = torch.Generator().manual_seed(_epoch_seed(self.seed, _check_epoch(epoch)))
+        g = make_generator(_epoch_seed(self.seed, _check_epoch(epoch)))
         clips = torch.arange(self.n_clips).repeat(self.crops_per_clip)
         clips = clips[torch.randperm(clips.numel(), generator=g)]
         starts = (torch.rand(clips.numel(), generator=g, dtype=torch.float64) * self.n_starts[clips]).long()
@@ -796,7 +844,7 @@ def tutorial_dataloader(dataset: Any, mel: Any, batch_size: int = 4, *, seed: in
         raise CourseInputError(
             f"batch_size: the dataset has only {len(dataset)} clips; use batch_size ≤ {len(dataset)}."
         )
-    g = torch.Generator().manual_seed(_epoch_seed(base, ep, 1))
+    g = make_generator(_epoch_seed(base, ep, 1))
     return torch.utils.data.DataLoader(_IndexedRows(dataset), batch_size=size, shuffle=True, generator=g,
                                        drop_last=True, num_workers=workers,
                                        collate_fn=_TutorialCollate(mel, column, base, ep))

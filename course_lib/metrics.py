@@ -6,8 +6,9 @@
 - :func:`log_spectral_distance`: the RMS difference in dB, averaged over frames.
 - :func:`frechet_distance`: the Fréchet distance between two sets of embeddings, each summarised
   by its mean and covariance (the FID / FAD formula).
-- :func:`frechet_audio_distance`: the same on embeddings of two sets of clips from the course's
-  style classifier (:mod:`course_lib.models.classifier`), a "does this sound like the real thing" number.
+- :func:`frechet_audio_distance`: the same on a judge's embeddings of two sets of clips, a "does this sound
+  like the real thing" number. The judge must know the audio: the course's classifiers
+  (:mod:`course_lib.models.classifier`) for course-made sound, CLAP (:mod:`course_lib.models.clap`) for real music.
 
 The first three take magnitude spectrograms shaped (F, T) or batched (..., F, T) as NumPy or torch, and
 return a float for one spectrogram or a tensor of one value per item for a batch.
@@ -171,8 +172,9 @@ def frechet_audio_distance(audio_a: Any, audio_b: Any, classifier: Any = None, s
 
     ``audio_a`` (N_a, T_a) and ``audio_b`` (N_b, T_b) are mono clips at ``sample_rate`` (the
     classifier's rate, 22 050 Hz; clips within a set share a length, the two sets need not).
-    ``classifier`` is any object with ``embed(audio, sample_rate=...) -> (N, D)``; by default the
-    shipped :func:`course_lib.models.classifier.load_style_classifier`. Lower means the two sets sound
+    ``classifier`` is any judge with ``embed(audio, sample_rate=...) -> (N, D)``: by default the
+    shipped :func:`course_lib.models.classifier.load_style_classifier` (course-made music); for real music
+    :func:`course_lib.models.clap.load_clap_judge`. Lower means the two sets sound
     more alike; real course music against real course music of the same styles scores far below
     real music against noise.
     """

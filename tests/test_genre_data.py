@@ -280,7 +280,7 @@ def test_cached_mel_slices_errors(music: datasets.Dataset, tmp_path: Path) -> No
         data.CachedMelSlices(music.select([]), mel, folder=tmp_path)
     with pytest.raises(CourseInputError, match=r"no 'sound' column"):
         data.CachedMelSlices(music, mel, column="sound", folder=tmp_path)
-    with pytest.raises(CourseInputError, match="course_lib.spectrogram.Mel"):
+    with pytest.raises(CourseInputError, match="course_lib.mel.Mel"):
         data.CachedMelSlices(music, {"x_res": 64}, folder=tmp_path)
     with pytest.raises(CourseInputError, match="short"):
         data.CachedMelSlices(music, mel, short="trim", folder=tmp_path)
@@ -341,3 +341,23 @@ def test_tutorial_dataloader_errors(music: datasets.Dataset) -> None:
         data.tutorial_dataloader(music, mel, num_workers=-1)
     with pytest.raises(CourseInputError, match="Mel"):
         data.tutorial_dataloader(music, "mel")
+
+
+@pytest.mark.parametrize("rate", [16000, 44100, 48000])
+def test_each_clip_is_resampled_from_its_own_rate(rate: int, tmp_path: Path) -> None:
+    """A 440 Hz tone stored at 16, 44.1 or 48 kHz lands in the same mel band as at the model's 22.05 kHz."""
+    mel = small_mel(y_res=64)
+    tone = lambda sr: (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(int(1.6 * sr)) / sr)).astype(np.float32)  # noqa: E731
+    native = data.CachedMelSlices([{"audio": {"array": tone(22050), "sampling_rate": 22050}}], mel, batch_size=1,
+                                  folder=tmp_path / "native", progress=False)
+    other = data.CachedMelSlices([{"audio": {"array": tone(rate), "sampling_rate": rate}}], mel, batch_size=1,
+                                 folder=tmp_path / str(rate), progress=False)
+    band = lambda s: int(s.db.mean(dim=0).argmax())  # noqa: E731  (db is (frames, bands): the loudest band)
+    assert band(other) == band(native)
+    level = lambda s: float(s.db.mean(dim=0).max())  # noqa: E731  (its level in dB)
+    assert abs(level(other) - level(native)) < 1.0
+    # Read as if it were 44.1 kHz (the fixed resampler of the classic tutorial), a 48 kHz clip's tone moves down.
+    if rate != 44100:
+        wrong = data.CachedMelSlices([{"audio": {"array": tone(rate), "sampling_rate": 44100}}], mel, batch_size=1,
+                                     folder=tmp_path / "wrong", progress=False)
+        assert band(wrong) != band(native)

@@ -1,8 +1,9 @@
 """A local stand-in for the Hugging Face Hub, so that the course's ONLINE branch runs in tests.
 
 In Colab every lesson takes its online branch (teticio's pipeline, musicgen-small, ``lewtun/music_genres``,
-``sanchit-gandhi/gtzan``). Tests have no network, so this package serves those repos from 127.0.0.1, in
-their real file layouts with small random weights, and the libraries reach it through ``HF_ENDPOINT``.
+``sanchit-gandhi/gtzan``, ``laion/clap-htsat-unfused``). Tests have no network, so this package serves those
+repos from 127.0.0.1, in their real file layouts with small random weights, and the libraries reach it
+through ``HF_ENDPOINT``.
 
 - :mod:`.server`: :func:`serve` / :class:`HubStandin`, the HTTP server (the standard library's).
 - :mod:`.repos`: :func:`build_all` and one builder per repo.
@@ -39,11 +40,13 @@ from typing import Any
 
 from .repos import (
     AUDIO_DIFFUSION_ID,
+    CLAP_ID,
     GTZAN_ID,
     MUSIC_GENRES_ID,
     MUSICGEN_ID,
     build_all,
     build_audio_diffusion,
+    build_clap,
     build_gtzan,
     build_music_genres,
     build_musicgen,
@@ -51,9 +54,9 @@ from .repos import (
 from .server import HubStandin, commit_sha, serve
 
 __all__ = [
-    "AUDIO_DIFFUSION_ID", "MUSICGEN_ID", "MUSIC_GENRES_ID", "GTZAN_ID", "OFFLINE_VARS",
+    "AUDIO_DIFFUSION_ID", "MUSICGEN_ID", "MUSIC_GENRES_ID", "GTZAN_ID", "CLAP_ID", "OFFLINE_VARS",
     "HubStandin", "serve", "commit_sha", "build_all", "build_audio_diffusion", "build_musicgen",
-    "build_music_genres", "build_gtzan", "online_environ", "child_environ", "use_standin",
+    "build_music_genres", "build_gtzan", "build_clap", "online_environ", "child_environ", "use_standin",
 ]
 
 # The variables that would keep the Hub libraries (and course_lib.settings) offline.

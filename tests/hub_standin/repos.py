@@ -11,7 +11,9 @@ course reads them (image size and Mel settings, codebooks, sampling rates, colum
   T5 tokenizer files and ``preprocessor_config.json``; like the real repo, no ``processor_config.json``).
 - :func:`build_music_genres`: ``lewtun/music_genres`` (parquet; audio at 44.1 kHz, song_id, genre_id, genre).
 - :func:`build_gtzan`: ``sanchit-gandhi/gtzan`` (parquet; file, audio at 22.05 kHz, genre as a ClassLabel).
-- :func:`build_all`: all four.
+- :func:`build_clap`: ``laion/clap-htsat-unfused`` (``ClapModel`` with tiny untrained towers, the real
+  48 kHz feature extractor, a tiny RoBERTa BPE tokenizer), the online judge of lesson 03.
+- :func:`build_all`: all five.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ AUDIO_DIFFUSION_ID = "teticio/audio-diffusion-instrumental-hiphop-256"
 MUSICGEN_ID = "facebook/musicgen-small"
 MUSIC_GENRES_ID = "lewtun/music_genres"
 GTZAN_ID = "sanchit-gandhi/gtzan"
+CLAP_ID = "laion/clap-htsat-unfused"
 SEED = 17
 
 # lewtun/music_genres genre names (a subset of its 19), each with the course style that stands in for it.
@@ -106,6 +109,8 @@ def build_audio_diffusion(root: str | Path) -> Path:
     _write_json(folder / "unet" / "config.json", unet_config)
     torch.manual_seed(SEED)
     unet = UNet2DModel.from_config({k: v for k, v in unet_config.items() if not k.startswith("_")})
+    with torch.no_grad():  # a near-zero output layer (a common initialisation): a smooth noise predictor, so
+        unet.conv_out.weight.mul_(1e-3)  # that lesson 02's DDIM inversion round trip holds for the stand-in too
     torch.save(unet.state_dict(), folder / "unet" / "diffusion_pytorch_model.bin")
     _write_json(folder / "scheduler" / "scheduler_config.json", {
         "_class_name": "DDPMScheduler",
@@ -132,7 +137,7 @@ def build_audio_diffusion(root: str | Path) -> Path:
     (folder / "README.md").write_text(
         "---\nlicense: gpl-3.0\ntags:\n- audio\n- spectrograms\ndatasets:\n- teticio/audio-diffusion-instrumental-hiphop-256\n"
         "---\n\n# Hub stand-in for teticio/audio-diffusion-instrumental-hiphop-256\n\n"
-        "Real layout, tiny RANDOM UNet (tests only).\n", encoding="utf-8")
+        "Real layout, tiny RANDOM UNet (untrained; tests only; output layer scaled to near zero).\n", encoding="utf-8")
     return folder
 
 
@@ -333,12 +338,120 @@ def build_gtzan(root: str | Path, clips_per_genre: int = 1, seconds: float = 3.0
     return folder
 
 
+# ----------------------------------------------------------------------------- CLAP (lesson 03's online judge)
+
+# Captions the tiny tokenizer's merges are learnt from (any fixed text would do).
+_CLAP_CORPUS = (
+    "a calm piano melody", "lo-fi hip hop beat with vinyl crackle", "fast electronic dance music",
+    "a rock song with distorted guitars and drums", "ambient pads and soft synth textures",
+    "a jazz trio with upright bass", "a chiptune melody from an old game console", "the sound of music",
+)
+
+
+def _roberta_bpe_tokenizer(vocab_size: int = 320):
+    """A tiny byte-level BPE tokenizer in RoBERTa's form: <s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=2, show_progress=False,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", AddedToken("<mask>", lstrip=True, special=True)],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(list(_CLAP_CORPUS) * 4, trainer)  # deterministic: same text, same merges
+    tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True,
+                                                            add_prefix_space=False)
+    return tokenizer
+
+
+def build_clap(root: str | Path) -> Path:
+    """``laion/clap-htsat-unfused``: an UNTRAINED tiny ``ClapModel`` behind the real feature extractor.
+
+    Kept as in the real repo: the files (``config.json``, ``model.safetensors`` and ``pytorch_model.bin``,
+    ``preprocessor_config.json``, RoBERTa's tokenizer files), the feature extractor's values (64 mel bins,
+    48 kHz, hop 480, 10 s, ``rand_trunc``, ``repeatpad``) and the HTSAT input geometry that must match it
+    (spec_size 256 = 64 mel bins x freq_ratio 4, patches 4 x 4, window 8, no fusion), so a real-length
+    input (1001 frames x 64 bins) goes through. Small: widths, depths, a 32-d projection (real: 512),
+    a 320-token vocabulary (real: 50 265). Its embeddings mean nothing; the model card says so.
+    """
+    import torch
+    from transformers import ClapConfig, ClapModel
+
+    folder = _repo_dir(root, "model", CLAP_ID)
+    tokenizer = _roberta_bpe_tokenizer()
+    tokenizer.save(str(folder / "tokenizer.json"))
+    tokenizer.model.save(str(folder))  # vocab.json and merges.txt
+    _write_json(folder / "special_tokens_map.json", {
+        "bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>",
+        "mask_token": {"content": "<mask>", "lstrip": True, "normalized": False, "rstrip": False,
+                       "single_word": False},
+        "pad_token": "<pad>", "sep_token": "</s>", "unk_token": "<unk>",
+    })
+    _write_json(folder / "tokenizer_config.json", {
+        "add_prefix_space": False, "bos_token": "<s>", "clean_up_tokenization_spaces": True, "cls_token": "<s>",
+        "eos_token": "</s>", "errors": "replace", "mask_token": "<mask>", "model_max_length": 512,
+        "pad_token": "<pad>", "processor_class": "ClapProcessor", "sep_token": "</s>",
+        "tokenizer_class": "RobertaTokenizer", "trim_offsets": True, "unk_token": "<unk>",
+    })
+    _write_json(folder / "preprocessor_config.json", {
+        "chunk_length_s": 10,
+        "feature_extractor_type": "ClapFeatureExtractor",
+        "feature_size": 64,
+        "fft_window_size": 1024,
+        "frequency_max": 14000,
+        "frequency_min": 50,
+        "hop_length": 480,
+        "max_length_s": 10,
+        "n_fft": 1024,
+        "nb_frequency_bins": 513,
+        "nb_max_frames": 1000,
+        "nb_max_samples": 480000,
+        "padding": "repeatpad",
+        "padding_side": "right",
+        "padding_value": 0.0,
+        "processor_class": "ClapProcessor",
+        "return_attention_mask": False,
+        "sampling_rate": 48000,
+        "top_db": None,
+        "truncation": "rand_trunc",  # the fused model's is "fusion"
+    })
+    config = ClapConfig(
+        text_config={  # RoBERTa's ids and positions; tiny widths (real: 768 wide, 12 layers)
+            "vocab_size": tokenizer.get_vocab_size(), "hidden_size": 16, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 514,
+            "type_vocab_size": 1, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
+        },
+        audio_config={  # HTSAT: the real input geometry; tiny widths (real: 96 -> 768, depths 2, 2, 6, 2)
+            "spec_size": 256, "num_mel_bins": 64, "window_size": 8, "patch_size": 4, "patch_stride": [4, 4],
+            "enable_fusion": False, "depths": [1, 1, 1, 1], "num_attention_heads": [1, 1, 2, 2],
+            "patch_embeds_hidden_size": 8, "hidden_size": 64,  # hidden = patch width x 2 ** (stages - 1)
+        },
+        projection_dim=32,
+        projection_hidden_act="relu",
+        logit_scale_init_value=1 / 0.07,
+    )
+    torch.manual_seed(SEED)
+    model = ClapModel(config).eval()
+    model.config.architectures = ["ClapModel"]
+    model.save_pretrained(folder, safe_serialization=True)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    (folder / "README.md").write_text(
+        "---\nlicense: apache-2.0\n---\n\n# Hub stand-in for laion/clap-htsat-unfused\n\n"
+        "An UNTRAINED stand-in for tests: the real file layout, feature extractor and input geometry, tiny "
+        "random towers. Its embeddings are meaningless; use it only to check that code runs.\n",
+        encoding="utf-8")
+    return folder
+
+
 def build_all(root: str | Path) -> Path:
     """Build every repo the course loads online under ``root``; returns ``root``."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     build_audio_diffusion(root)
     build_musicgen(root)
-    build_music_genres(root)
+    build_music_genres(root, clips_per_genre=4, seconds=6.5)  # lesson 03 streams 4 clips of one genre, each longer than a 256-frame slice
     build_gtzan(root)
+    build_clap(root)
     return root
