@@ -419,16 +419,9 @@ def generate(
     the generator alone. Settings left at ``None`` come from ``model.generation_config``.
     """
     mg = _check_mg(mg)
-    model, processor = mg.model, mg.processor
-    if not isinstance(do_sample, bool):
-        raise CourseInputError(f"do_sample: expected True or False, got {do_sample!r}.")
-    if guidance_scale is not None and (isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or guidance_scale < 0):
-        raise CourseInputError(f"guidance_scale: expected a number ≥ 0 (1 = no guidance, 3 = default), got {guidance_scale!r}.")
-    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature <= 0):
-        raise CourseInputError(f"temperature: expected a number > 0 (1 = unchanged), got {temperature!r}.")
-    if top_k is not None:
-        check_positive_int(top_k, "top_k")
-
+    gen_kwargs = _generation_options(do_sample, guidance_scale, temperature, top_k)
+    if not isinstance(progress, bool):
+        raise CourseInputError(f"progress: expected True or False, got {progress!r}.")
     texts = None if text is None else check_texts(text)
     clips = None if audio is None else check_audio_prompts(audio, sample_rate, mg)
     if texts is not None and clips is not None and len(texts) != len(clips):
@@ -437,14 +430,58 @@ def generate(
         )
     prompt_frames = 0 if clips is None else max(frames_for_samples(mg, len(c)) for c in clips)
     steps = check_max_new_tokens(mg, max_new_tokens, prompt_frames)
+    gen_kwargs["max_new_tokens"] = steps
 
+    inputs, padding_mask = _model_inputs(mg, texts, clips, num_samples)
+    if texts is None and clips is None:
+        gen_kwargs.setdefault("guidance_scale", 1.0)  # what get_unconditional_inputs asks for
+    used_guidance = float(gen_kwargs.get("guidance_scale", mg.model.generation_config.guidance_scale or 1.0))
+    if seed is not None:
+        settings.seed_everything(seed)
+    values, rec, seconds = _timed_generate(mg, inputs, gen_kwargs, progress)
+    peak, kind = _peak_memory_mb(mg.device)
+
+    if clips is not None and padding_mask is not None:   # batched audio prompts: cut each clip's padding off
+        audio_out = [np.asarray(a, dtype=np.float32) for a in mg.processor.batch_decode(values, padding_mask=padding_mask)]
+    else:
+        audio_out = [values[i].numpy().astype(np.float32) for i in range(values.shape[0])]
+    batch, k = len(audio_out), mg.num_codebooks
+    delayed = rec.delayed.reshape(batch, k, -1)[:, :, 1:].numpy().astype(np.int64)  # drop the start token
+    delayed[delayed == mg.model.generation_config.pad_token_id] = PAD
+    codes = rec.codes[0].numpy().astype(np.int64)
+    return Generation(
+        audio=audio_out, sample_rate=mg.sample_rate, codes=codes, delayed=delayed, seconds=seconds,
+        new_tokens=steps, batch_size=batch, guidance=used_guidance > 1, peak_memory_mb=peak, memory_kind=kind,
+        settings={**gen_kwargs, "guidance_scale": used_guidance, "seed": seed},
+    )
+
+
+def _generation_options(do_sample: Any, guidance_scale: Any, temperature: Any, top_k: Any) -> dict[str, Any]:
+    """The sampling settings for ``model.generate``, checked; ``None`` ones are left to ``generation_config``."""
+    if not isinstance(do_sample, bool):
+        raise CourseInputError(f"do_sample: expected True or False, got {do_sample!r}.")
+    if guidance_scale is not None and (isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or guidance_scale < 0):
+        raise CourseInputError(f"guidance_scale: expected a number ≥ 0 (1 = no guidance, 3 = default), got {guidance_scale!r}.")
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature <= 0):
+        raise CourseInputError(f"temperature: expected a number > 0 (1 = unchanged), got {temperature!r}.")
+    if top_k is not None:
+        check_positive_int(top_k, "top_k")
+    options: dict[str, Any] = {"max_new_tokens": None, "do_sample": do_sample}
+    for name, value, cast in (("guidance_scale", guidance_scale, float), ("temperature", temperature, float),
+                              ("top_k", top_k, int)):
+        if value is not None:
+            options[name] = cast(value)
+    return options
+
+
+def _model_inputs(mg: MusicGen, texts: list[str] | None, clips: list[np.ndarray] | None, num_samples: int
+                  ) -> tuple[dict[str, Any], Any]:
+    """``(inputs for model.generate, padding mask of the audio prompts or None)``, on the model's device."""
     padding_mask = None
     if texts is None and clips is None:
         n = check_positive_int(num_samples, "num_samples")
-        inputs = dict(model.get_unconditional_inputs(num_samples=n))
+        inputs = dict(mg.model.get_unconditional_inputs(num_samples=n))
         inputs.pop("guidance_scale", None)
-        if guidance_scale is None:
-            guidance_scale = 1.0  # what get_unconditional_inputs asks for
     else:
         kwargs: dict[str, Any] = {"padding": True, "return_tensors": "pt"}
         if texts is not None:
@@ -452,59 +489,35 @@ def generate(
         if clips is not None:
             kwargs["audio"] = clips
             kwargs["sampling_rate"] = mg.sample_rate
-        inputs = dict(processor(**kwargs))
+        inputs = dict(mg.processor(**kwargs))
         padding_mask = inputs.pop("padding_mask", None)
         if clips is not None and padding_mask is not None:
             inputs["padding_mask"] = padding_mask
     inputs = {k: (v.to(mg.device) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
+    return inputs, padding_mask
 
-    gen_kwargs: dict[str, Any] = {"max_new_tokens": steps, "do_sample": do_sample}
-    if guidance_scale is not None:
-        gen_kwargs["guidance_scale"] = float(guidance_scale)
-    if temperature is not None:
-        gen_kwargs["temperature"] = float(temperature)
-    if top_k is not None:
-        gen_kwargs["top_k"] = int(top_k)
-    used_guidance = float(guidance_scale if guidance_scale is not None else (model.generation_config.guidance_scale or 1.0))
 
-    if seed is not None:
-        settings.seed_everything(seed)
+def _timed_generate(mg: MusicGen, inputs: dict[str, Any], gen_kwargs: dict[str, Any], progress: bool
+                    ) -> tuple[torch.Tensor, Any, float]:
+    """Run ``model.generate`` once: (audio values on the CPU, the recorded codes, seconds)."""
     if mg.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
         torch.cuda.synchronize()
-    if not isinstance(progress, bool):
-        raise CourseInputError(f"progress: expected True or False, got {progress!r}.")
-    bar = _ProgressBar(steps) if progress else None
+    extra: dict[str, Any] = {}
+    bar = _ProgressBar(gen_kwargs["max_new_tokens"]) if progress else None
     if bar is not None:
         from transformers import LogitsProcessorList
 
-        gen_kwargs["logits_processor"] = LogitsProcessorList([bar])
+        extra["logits_processor"] = LogitsProcessorList([bar])
     start = time.perf_counter()
-    with _Recorder(model) as rec, torch.no_grad():
-        values = model.generate(**inputs, **gen_kwargs)
+    with _Recorder(mg.model) as rec, torch.no_grad():
+        values = mg.model.generate(**inputs, **gen_kwargs, **extra)
     if mg.device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
-        gen_kwargs.pop("logits_processor")
-    peak, kind = _peak_memory_mb(mg.device)
-
-    values = values.detach().cpu()
-    if clips is not None and padding_mask is not None:
-        audio_out = [np.asarray(a, dtype=np.float32) for a in processor.batch_decode(values, padding_mask=padding_mask)]
-    else:
-        audio_out = [values[i].numpy().astype(np.float32) for i in range(values.shape[0])]
-    batch = len(audio_out)
-    k = mg.num_codebooks
-    delayed = rec.delayed.reshape(batch, k, -1)[:, :, 1:].numpy().astype(np.int64)  # drop the start token
-    delayed[delayed == model.generation_config.pad_token_id] = PAD
-    codes = rec.codes[0].numpy().astype(np.int64)
-    return Generation(
-        audio=audio_out, sample_rate=mg.sample_rate, codes=codes, delayed=delayed, seconds=seconds,
-        new_tokens=steps, batch_size=batch, guidance=used_guidance > 1, peak_memory_mb=peak, memory_kind=kind,
-        settings={**gen_kwargs, "guidance_scale": used_guidance, "seed": seed},
-    )
+    return values.detach().cpu(), rec, seconds
 
 
 class _ProgressBar:
