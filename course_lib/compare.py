@@ -150,7 +150,7 @@ def measure_generator(name: str, generate: Generator, n: int, real_audio: Any, j
     (allocations, kernel choice) do not count. ``judge``: a classifier with ``predict``, ``embed`` and
     ``classes`` (e.g. :func:`course_lib.models.classifier.load_digit_classifier`).
     """
-    from tqdm.auto import tqdm
+    from course_lib.settings import progress as progress_bar
 
     from course_lib.metrics import frechet_audio_distance
 
@@ -167,7 +167,7 @@ def measure_generator(name: str, generate: Generator, n: int, real_audio: Any, j
         gen = make_generator(seed)
         clips = []
         started = time.perf_counter()
-        for start in tqdm(range(0, n, batch_size), desc=name, disable=not progress):
+        for start in progress_bar(range(0, n, batch_size), desc=name, disable=not progress):
             clips.append(torch.as_tensor(generate(min(batch_size, n - start), gen)).float().cpu())
         seconds = time.perf_counter() - started
     audio = torch.cat(clips)

@@ -690,9 +690,9 @@ class CachedMelSlices:
         rows = dataset.select_columns([self.column]) if hasattr(dataset, "select_columns") else dataset
         iterator: Any = rows
         if progress:
-            from tqdm.auto import tqdm
+            from course_lib.settings import progress as progress_bar
 
-            iterator = tqdm(rows, total=len(dataset), desc="mel spectrograms", unit="clip")
+            iterator = progress_bar(rows, total=len(dataset), desc="mel spectrograms", unit="clip")
         for i, row in enumerate(iterator):
             audio, sr = audio_array(row, column=self.column)
             if sr != mel.sr:

@@ -197,7 +197,7 @@ def generate_drums(model: Any, n_per_class: int, steps: int = 50, guidance_scale
     ``(seed, b)``, so the result depends only on the arguments. ``classes`` picks some of the
     model's classes (in that order). A stereo model's hits are mixed to mono.
     """
-    from tqdm.auto import tqdm
+    from course_lib.settings import progress as progress_bar
 
     from course_lib.diffusion.vdiffusion import sample
 
@@ -214,7 +214,7 @@ def generate_drums(model: Any, n_per_class: int, steps: int = 50, guidance_scale
     labels = torch.tensor([names.index(c) for _ in range(n_per) for c in wanted])
     out = []
     starts = range(0, len(labels), bs)
-    for b, start in enumerate(tqdm(starts, desc="generating", disable=not progress or len(starts) == 1)):
+    for b, start in enumerate(progress_bar(starts, desc="generating", disable=not progress or len(starts) == 1)):
         g = make_generator(seed * 1_000_003 + b)
         chunk = labels[start:start + bs]
         out.append(sample(model, len(chunk), None, steps, g, class_labels=chunk, guidance_scale=guidance_scale,

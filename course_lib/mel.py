@@ -84,8 +84,12 @@ class Mel:
     """
 
     config_name = "mel_config.json"
-    _CONFIG_KEYS = ("x_res", "y_res", "sample_rate", "n_fft", "hop_length", "top_db", "n_iter", "inversion",
-                    "nnls_iter", "momentum", "seed")
+    # diffusers' Mel knows the first seven settings; the course's own four are saved under one key
+    # starting with "_", which diffusers' ConfigMixin skips, so diffusers loads the file without a warning.
+    _DIFFUSERS_KEYS = ("x_res", "y_res", "sample_rate", "n_fft", "hop_length", "top_db", "n_iter")
+    _EXTRA_KEYS = ("inversion", "nnls_iter", "momentum", "seed")
+    _EXTRAS_KEY = "_course_lib"
+    _CONFIG_KEYS = _DIFFUSERS_KEYS + _EXTRA_KEYS
 
     def __init__(self, x_res: int = 256, y_res: int = 256, sample_rate: int = 22050, n_fft: int = 2048,
                  hop_length: int = 512, top_db: int = 80, n_iter: int = 32, *, inversion: str = "nnls",
@@ -228,9 +232,18 @@ class Mel:
         return self.to_dict()
 
     def save_config(self, save_directory: str | os.PathLike) -> Path:
-        """Write ``mel_config.json`` (JSON, readable by ``Mel.from_config``) into a folder; return its path."""
+        """Write ``mel_config.json`` into a folder; return its path.
+
+        diffusers' seven settings sit at the top level; the course's own (``inversion``,
+        ``nnls_iter``, ``momentum``, ``seed``) sit under ``"_course_lib"``, a key diffusers ignores,
+        so ``DiffusionPipeline.from_pretrained`` loads the folder without a warning and
+        ``Mel.from_config`` reads every setting back.
+        """
         folder = prepare_output_dir(save_directory, "save_directory")
-        return write_json(folder / self.config_name, self.to_dict(), indent=2, sort_keys=True)
+        flat = self.to_dict()
+        layout = {k: v for k, v in flat.items() if k not in self._EXTRA_KEYS}
+        layout[self._EXTRAS_KEY] = {k: flat[k] for k in self._EXTRA_KEYS}
+        return write_json(folder / self.config_name, layout, indent=2, sort_keys=True)
 
     save_pretrained = save_config
 
@@ -238,8 +251,10 @@ class Mel:
     def from_config(cls, config: dict[str, Any] | str | os.PathLike, **overrides: Any) -> "Mel":
         """Build a ``Mel`` from a dict, a ``mel_config.json`` file or a folder holding one.
 
-        Keys starting with ``_`` (such as diffusers' ``_class_name``) are ignored, so diffusers'
-        own ``mel_config.json`` files load too. ``overrides`` (e.g. ``device="cuda"``) win.
+        Reads the layout :meth:`save_config` writes (the course's settings under ``"_course_lib"``)
+        and the flat one of older course files and of :meth:`to_dict`. Other keys starting with
+        ``_`` (such as diffusers' ``_class_name``) are ignored, so diffusers' own ``mel_config.json``
+        files load too. ``overrides`` (e.g. ``device="cuda"``) win.
         """
         if isinstance(config, (str, os.PathLike)):
             path = Path(config)
@@ -255,7 +270,15 @@ class Mel:
         unknown = sorted(set(values) - set(cls._CONFIG_KEYS))
         if unknown:
             raise CourseInputError(f"config: unknown key(s) {unknown}; known keys are {list(cls._CONFIG_KEYS)}.")
-        values.update(overrides)
+        extras = config.get(cls._EXTRAS_KEY, {})
+        if not isinstance(extras, dict) or set(extras) - set(cls._EXTRA_KEYS):
+            raise CourseInputError(f"config: {cls._EXTRAS_KEY!r} must be a dict with keys among "
+                                   f"{list(cls._EXTRA_KEYS)}, got {extras!r}; save it again with Mel.save_config(folder).")
+        clash = sorted(k for k in extras if k in values and values[k] != extras[k])
+        if clash:
+            raise CourseInputError(f"config: {clash} given twice with different values (at the top level and under "
+                                   f"{cls._EXTRAS_KEY!r}); keep one.")
+        values = {**extras, **values, **overrides}
         return cls(**values)
 
     from_pretrained = from_config

@@ -521,12 +521,10 @@ def _timed_generate(mg: MusicGen, inputs: dict[str, Any], gen_kwargs: dict[str, 
 
 
 class _ProgressBar:
-    """A logits processor that only advances a tqdm bar: ``generate`` calls it once per new step."""
+    """A logits processor that only advances a text progress bar: ``generate`` calls it once per new step."""
 
     def __init__(self, total: int) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, desc="generating", unit="step")
+        self.bar = settings.progress(total=total, desc="generating", unit="step")  # a text bar
         self.total = total
         self.count = 0
 
@@ -544,7 +542,7 @@ class _ProgressBar:
 
 
 def progress_bar(max_new_tokens: int) -> Any:
-    """A ``logits_processor`` for ``model.generate`` that shows a tqdm bar, one tick per new step.
+    """A ``logits_processor`` for ``model.generate`` that shows a text progress bar, one tick per new step.
 
     ``model.generate(**inputs, max_new_tokens=n, logits_processor=progress_bar(n))``
     """

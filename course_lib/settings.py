@@ -222,6 +222,27 @@ def make_generator(seed: Any = None) -> Any:
     return torch.Generator().manual_seed(int(seed))
 
 
+PROGRESS_COLUMNS = 80  # a text bar this wide fits a notebook's output area and a terminal
+
+
+def progress(iterable: Any = None, *, total: int | None = None, desc: str | None = None, unit: str = "it",
+             disable: bool = False, leave: bool = True, **options: Any) -> Any:
+    """A plain-text progress bar (tqdm) that every course_lib loop uses.
+
+    Text, not a Jupyter widget: a widget bar (``tqdm.auto``) is stored as widget state, and a
+    notebook saved without that state shows "Error displaying widget: model not found" when
+    reopened; a text bar is ordinary output and reads the same after a reopen, in a terminal and in
+    the course's tests. It writes to standard output, so Jupyter does not paint it like a warning.
+    ``options`` go to ``tqdm`` (``initial``, ``postfix`` ...). Use it like tqdm:
+    ``for batch in settings.progress(batches, desc="training"): ...``.
+    """
+    from tqdm.std import tqdm
+
+    options.setdefault("ncols", PROGRESS_COLUMNS)
+    options.setdefault("file", sys.stdout)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, leave=leave, **options)
+
+
 def in_colab() -> bool:
     """True when running inside Google Colab."""
     return "google.colab" in sys.modules

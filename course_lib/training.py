@@ -7,7 +7,7 @@ kernel where torch has one: ``make_optimizer``), given a loss function
 - gradient accumulation, gradient clipping, an optional LR schedule with linear warm-up;
 - mixed precision (bf16 or fp16 autocast) on a GPU only; the CPU always runs in float32;
 - an optional EMA (exponential moving average) copy of the weights;
-- a tqdm bar with the running loss, ``plot_losses`` for the curve, ``sample_fn`` every N steps;
+- a text progress bar with the running loss, ``plot_losses`` for the curve, ``sample_fn`` every N steps;
 - a budget: stop after ``max_steps`` optimizer steps or ``time_budget_s`` seconds, whichever first;
 - checkpoints every N steps and at the end, written atomically, and ``resume=True``.
 
@@ -792,9 +792,9 @@ def _save(run: _Run) -> Path:
 def _progress_bar(progress: bool, run: _Run) -> Any:
     if not progress:
         return None
-    from tqdm.auto import tqdm
+    from course_lib.settings import progress as progress_bar
 
-    return tqdm(total=run.config.max_steps, initial=run.step, desc="training", unit="step", dynamic_ncols=True)
+    return progress_bar(total=run.config.max_steps, initial=run.step, desc="training", unit="step")
 
 
 def train(

@@ -25,8 +25,11 @@ from course_lib.checks import (
     check_denormalise,
     check_griffin_lim,
     check_hz_to_mel,
+    check_more_iterations,
     check_playback,
     check_shape,
+    check_stft_shape,
+    griffin_lim_pair,
 )
 from course_lib.validate import CourseInputError
 
@@ -402,6 +405,104 @@ def test_griffin_lim_not_answered():
     fails_with(check_griffin_lim, not_answered, match="not answered yet")
 
 
+# ----------------------------------------------------------------------------- 6. predict the STFT's shape
+
+
+def stft_shape(n_samples, n_fft, hop_length, center):
+    if center:
+        n_samples += 2 * (n_fft // 2)
+    return n_fft // 2 + 1, 1 + (n_samples - n_fft) // hop_length
+
+
+def test_stft_shape_right_prediction_passes(capsys):
+    check_stft_shape(stft_shape)
+    out = capsys.readouterr().out
+    assert out.startswith("✅ Predict the STFT's shape") and "513 x 83 without centring, 513 x 87 with" in out
+
+
+def test_stft_shape_truth_is_measured():
+    for case in lesson01.STFT_SHAPE_CASES:
+        assert lesson01._measured_stft_shape(*case) == stft_shape(*case), case
+
+
+def test_stft_shape_ignoring_centre_fails():
+    err = fails_with(check_stft_shape, lambda n, f, h, c: stft_shape(n, f, h, False), match="torch.stft gives 87 frames")
+    assert "pads n_fft // 2" in err.hint
+
+
+def test_stft_shape_full_spectrum_fails():
+    err = fails_with(check_stft_shape, lambda n, f, h, c: (f, stft_shape(n, f, h, c)[1]), match="513 frequency bins")
+    assert "non-negative frequencies" in err.hint
+
+
+def test_stft_shape_off_by_one_fails():
+    fails_with(check_stft_shape, lambda n, f, h, c: (f // 2 + 1, stft_shape(n, f, h, c)[1] - 1), match="off by one")
+
+
+def test_stft_shape_measuring_instead_of_predicting_fails():
+    def measured(n, f, h, c):
+        return tuple(torch.stft(torch.zeros(n), f, h, window=torch.hann_window(f), center=c, return_complex=True).shape)
+
+    fails_with(check_stft_shape, measured, match="measures the shape instead of predicting it")
+
+
+def test_stft_shape_not_a_pair_and_floats():
+    fails_with(check_stft_shape, lambda n, f, h, c: 513, match="pair of whole numbers")
+    fails_with(check_stft_shape, lambda n, f, h, c: (f / 2 + 1, 1 + (n - f) / h), match="frequency bins")
+
+
+# ----------------------------------------------------------------------------- 7. 4 or 64 Griffin-Lim iterations
+
+
+def more_iterations(magnitude, clip_a, clip_b, n_fft, hop_length):
+    window = torch.hann_window(n_fft)
+
+    def distance(clip):
+        got = torch.stft(torch.as_tensor(clip), n_fft, hop_length, window=window, return_complex=True).abs().numpy()
+        frames = min(got.shape[-1], magnitude.shape[-1])
+        return np.linalg.norm(magnitude[:, :frames] - got[:, :frames])
+
+    return "a" if distance(clip_a) < distance(clip_b) else "b"
+
+
+def test_more_iterations_measuring_passes_and_reveals_the_pair(capsys):
+    check_more_iterations(more_iterations)
+    out = capsys.readouterr().out
+    magnitude, clip_a, clip_b, rate = griffin_lim_pair(0)
+    truth = more_iterations(magnitude, clip_a, clip_b, 512, 128)
+    assert out.startswith("✅ Which clip") and f"clip_{truth} had 64 iterations" in out
+    assert rate == 8000 and clip_a.shape == clip_b.shape and magnitude.shape == (257, 63)
+
+
+def test_more_iterations_pair_is_deterministic_and_level_matched():
+    first, second = griffin_lim_pair(3), griffin_lim_pair(3)
+    for x, y in zip(first[:3], second[:3]):
+        np.testing.assert_array_equal(x, y)
+    _, clip_a, clip_b, _ = first
+    assert abs(np.sqrt(np.mean(clip_a**2)) / np.sqrt(np.mean(clip_b**2)) - 1) < 1e-4
+    with pytest.raises(CourseInputError, match="seed"):
+        griffin_lim_pair(-1)
+
+
+@pytest.mark.parametrize(
+    "guess",
+    [
+        lambda m, a, b, n, h: "a",
+        lambda m, a, b, n, h: "b",
+        lambda m, a, b, n, h: "a" if np.abs(a).max() > np.abs(b).max() else "b",
+        lambda m, a, b, n, h: "b" if more_iterations(m, a, b, n, h) == "a" else "a",
+    ],
+    ids=["always-a", "always-b", "louder-peak", "inverted"],
+)
+def test_more_iterations_guesses_fail(guess):
+    err = fails_with(check_more_iterations, guess, match="iterations and clip_")
+    assert "measure" in err.hint
+
+
+def test_more_iterations_bad_answer_type():
+    fails_with(check_more_iterations, lambda *args: 1, match="expected 'a' or 'b'")
+
+
 # ----------------------------------------------------------------------------- generic helpers
 
 
@@ -469,11 +570,13 @@ def test_denormalise_reference_inverts_normalisation(omin, span, target):
 # gets a clear input error. (Checks taking two functions are covered in their own tests.)
 SINGLE_ANSWER_CHECKS = [
     "check_playback", "check_denormalise", "check_batched_log_spectrogram", "check_griffin_lim",  # lesson 01
+    "check_stft_shape", "check_more_iterations",  # lesson 01
     "check_add_noise", "check_ddim_step", "check_slerp", "check_keep_known",  # lesson 02
-    "check_training_loss", "check_save_atomically", "check_epoch_starts",  # lesson 03
+    "check_training_loss", "check_save_atomically", "check_epoch_starts", "check_ema_memory",  # lesson 03
     "check_audio_seconds", "check_delay_pattern", "check_guidance", "check_remove_padding",  # lesson 04
-    "check_v_target", "check_denoise", "check_sampler_step", "check_to_24bit",  # lesson 05
+    "check_v_target", "check_denoise", "check_sampler_step", "check_to_24bit", "check_rms_of_v",  # lesson 05
     "check_reparameterise", "check_kl_per_clip", "check_vae_objective", "check_interpolate",  # lesson 06
+    "check_elbo_kl_weight", "check_fixed_ddim_step",
 ]
 
 

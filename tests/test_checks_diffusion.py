@@ -112,6 +112,104 @@ def test_ddim_step_in_place_fails():
         checks.check_ddim_step(in_place)
 
 
+def right_ddim_eta_step(x, e, a, p, eta, z):
+    x0 = (x - (1 - a) ** 0.5 * e) / a ** 0.5
+    sigma = eta * ((1 - p) / (1 - a) * (1 - a / p)) ** 0.5
+    return p ** 0.5 * x0 + (1 - p - sigma ** 2) ** 0.5 * e + sigma * z
+
+
+def broken_ddim_eta_step(x, e, a, p, eta, z):
+    # the lesson's broken step: sigma is a variance, not a standard deviation
+    x0 = (x - (1 - a) ** 0.5 * e) / a ** 0.5
+    sigma = eta * ((1 - p) / (1 - a) * (1 - a / p))
+    return p ** 0.5 * x0 + (1 - p - sigma ** 2) ** 0.5 * e + sigma * z
+
+
+def test_fixed_ddim_step(capsys):
+    checks.check_fixed_ddim_step(right_ddim_eta_step)
+    assert "✅" in capsys.readouterr().out
+
+
+def test_fixed_ddim_step_agrees_with_the_scheduler_and_the_broken_one_does_not():
+    from diffusers import DDIMScheduler
+
+    scheduler = DDIMScheduler(clip_sample=False)
+    scheduler.set_timesteps(10)
+    x, e, z = torch.randn(3, 2, 1, 4, 4)
+    a, p = scheduler.alphas_cumprod[500], scheduler.alphas_cumprod[400]
+    want = scheduler.step(e, 500, x, eta=1.0, variance_noise=z).prev_sample
+    torch.testing.assert_close(right_ddim_eta_step(x, e, a, p, 1.0, z), want)
+    assert not torch.allclose(broken_ddim_eta_step(x, e, a, p, 1.0, z), want, atol=1e-3)
+    # at eta = 0 the broken step is right: the bug only shows once the sampler adds noise
+    torch.testing.assert_close(broken_ddim_eta_step(x, e, a, p, 0.0, z),
+                               scheduler.step(e, 500, x, eta=0.0).prev_sample)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "match"),
+    [
+        (broken_ddim_eta_step, "standard deviation or a variance"),
+        (lambda x, e, a, p, eta, z: right_ddim_eta_step(x, e, a, p, eta, 0 * z), r"fresh noise sigma \* z is missing"),
+        (lambda x, e, a, p, eta, z: right_ddim_eta_step(x, e, a, p, eta, z) - right_ddim_eta_step(x, e, a, p, eta, 0 * z)
+         + right_ddim_eta_step(x, e, a, p, 0.0, z), "fresh noise"),
+        (lambda x, e, a, p, eta, z: right_ddim_eta_step(x, e, a, p, eta, z) + 0.1, "broke the deterministic part"),
+        (lambda x, e, a, p, eta, z: "an image", "not numeric"),
+    ],
+)
+def test_fixed_ddim_step_wrong_answers(wrong, match):
+    with pytest.raises(ExerciseFailed, match=match):
+        checks.check_fixed_ddim_step(wrong)
+
+
+def test_fixed_ddim_step_without_room_for_the_noise_fails():
+    def no_room(x, e, a, p, eta, z):
+        x0 = (x - (1 - a) ** 0.5 * e) / a ** 0.5
+        sigma = eta * ((1 - p) / (1 - a) * (1 - a / p)) ** 0.5
+        return p ** 0.5 * x0 + (1 - p) ** 0.5 * e + sigma * z
+
+    with pytest.raises(ExerciseFailed, match="make room for the fresh noise"):
+        checks.check_fixed_ddim_step(no_room)
+
+
+def test_fixed_ddim_step_stub_is_not_answered_yet():
+    def stub(*args):
+        raise NotImplementedError("Exercise: write your answer here")
+
+    with pytest.raises(ExerciseFailed, match="not answered yet"):
+        checks.check_fixed_ddim_step(stub)
+
+
+RIGHT_CALLS = {"a": 20, "b": 20, "c": 5, "d": 20, "e": 40}
+
+
+def test_unet_calls(capsys):
+    checks.check_unet_calls(dict(RIGHT_CALLS))
+    out = capsys.readouterr().out
+    assert "✅" in out and "(e) 40" in out
+
+
+@pytest.mark.parametrize(
+    ("predicted", "match"),
+    [
+        ({k: None for k in RIGHT_CALLS}, r"not answered yet: no prediction for run\(s\) a, b, c, d, e"),
+        ({**RIGHT_CALLS, "b": 160}, r"(?s)4 of 5 predictions.*\(b\).*you predicted 160.*whole batch"),
+        ({**RIGHT_CALLS, "c": 20}, r"(?s)\(c\).*add_noise"),
+        ({**RIGHT_CALLS, "d": 10}, r"(?s)\(d\).*no network"),
+        ({**RIGHT_CALLS, "e": 20}, r"(?s)\(e\).*walks them down again"),
+        ({**RIGHT_CALLS, "a": 2.5}, "whole number"),
+        ({**RIGHT_CALLS, "f": 3}, "unknown run label"),
+        ([20, 20, 5, 20, 40], "expected a dict"),
+    ],
+)
+def test_unet_calls_wrong_predictions(predicted, match):
+    with pytest.raises(ExerciseFailed, match=match):
+        checks.check_unet_calls(predicted)
+
+
+def test_unet_calls_accepts_whole_floats():
+    checks.check_unet_calls({**RIGHT_CALLS, "a": 20.0})
+
+
 def right_slerp(a, b, t):
     cos = torch.clamp(torch.dot(a.flatten(), b.flatten()) / (a.norm() * b.norm()), -1.0, 1.0)
     theta = torch.acos(cos)

@@ -1,5 +1,6 @@
 """Lesson 03 exercise checks: right answers pass, the usual wrong ones fail with the right hint."""
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -413,3 +414,128 @@ def _floor_of(n_frames, x_res, seed, epoch, scale):
 def test_epoch_starts_wrong_answers(wrong, match):
     with pytest.raises(ExerciseFailed, match=match):
         checks.check_epoch_starts(wrong)
+
+
+# ----------------------------------------------------------------------------- exercise 2: the broken loss
+
+
+def tutorial_buggy_loss(unet, x0, scheduler, generator):
+    # the exercise's broken loss: timestep t / T, a fresh target, backward(loss) inside
+    T = scheduler.config.num_train_timesteps
+    t = torch.randint(0, T, (x0.shape[0],), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    prediction = unet(scheduler.add_noise(x0, noise, t), t / T).sample
+    loss = F.mse_loss(prediction, torch.randn_like(x0))
+    loss.backward(loss)
+    return loss
+
+
+def fresh_target(unet, x0, scheduler, generator):
+    t, noise = _draws(x0, scheduler, generator)
+    return F.mse_loss(unet(scheduler.add_noise(x0, noise, t), t).sample, torch.randn_like(x0))
+
+
+def timestep_fraction(unet, x0, scheduler, generator):
+    t, noise = _draws(x0, scheduler, generator)
+    T = scheduler.config.num_train_timesteps
+    return F.mse_loss(unet(scheduler.add_noise(x0, noise, t), t / T).sample, noise)
+
+
+def countdown_timestep(unet, x0, scheduler, generator):
+    t, noise = _draws(x0, scheduler, generator)
+    T = scheduler.config.num_train_timesteps
+    return F.mse_loss(unet(scheduler.add_noise(x0, noise, t), T - 1 - t).sample, noise)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "match"),
+    [
+        (tutorial_buggy_loss, r"already called backward(.|\n)*loss.backward\(loss\)"),
+        (fresh_target, "global RNG(.|\n)*noise that was ADDED"),
+        (timestep_fraction, r"t / T"),
+        (countdown_timestep, "countdown"),
+    ],
+)
+def test_training_loss_finds_the_bugs_of_the_broken_loss(wrong, match):
+    with pytest.raises(ExerciseFailed, match=match):
+        checks.check_training_loss(wrong)
+
+
+def test_training_loss_bugs_are_found_one_after_the_other():
+    # fixing the broken loss bug by bug: each version fails on the next bug, the last one passes
+    def no_backward(unet, x0, scheduler, generator):
+        T = scheduler.config.num_train_timesteps
+        t = torch.randint(0, T, (x0.shape[0],), generator=generator)
+        noise = torch.randn(x0.shape, generator=generator)
+        return F.mse_loss(unet(scheduler.add_noise(x0, noise, t), t / T).sample, torch.randn_like(x0))
+
+    with pytest.raises(ExerciseFailed, match="global RNG"):
+        checks.check_training_loss(no_backward)
+    with pytest.raises(ExerciseFailed, match=r"t / T"):
+        checks.check_training_loss(timestep_fraction)
+    checks.check_training_loss(right_training_loss)
+
+
+# ----------------------------------------------------------------------------- exercise 5: the EMA's memory
+
+
+def right_steps_to_forget(decay, fraction):
+    return math.ceil(math.log(fraction) / math.log(decay))
+
+
+def test_ema_memory(capsys):
+    checks.check_ema_memory(right_steps_to_forget)
+    out = capsys.readouterr().out
+    assert "✅" in out and "0.9 -> 0.01: 44" in out and "0.99 -> 0.01: 459" in out
+
+
+@pytest.mark.parametrize(
+    "prediction",
+    [
+        lambda d, f: math.log(f) / math.log(d),          # not rounded up
+        lambda d, f: np.log(f) / np.log(d),              # NumPy
+        lambda d, f: -math.log(f) / (1 - d),             # the window approximation, close for decays near 1
+        lambda d, f: torch.tensor(math.log(f) / math.log(d)),
+    ],
+)
+def test_ema_memory_accepts_equivalent_predictions(prediction):
+    checks.check_ema_memory(prediction)
+
+
+def test_ema_memory_is_measured_with_update_ema():
+    from course_lib.checks.lesson03 import _EMA_CASES, _measured_steps_to_forget
+
+    for decay, fraction in _EMA_CASES + [(0.5, 0.1), (0.8, 0.3)]:
+        assert _measured_steps_to_forget(decay, fraction) == right_steps_to_forget(decay, fraction)
+    with pytest.raises(CourseInputError, match="fraction"):
+        _measured_steps_to_forget(0.9, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "match"),
+    [
+        (lambda d, f: 1 / (1 - d), r"window 1/\(1 - decay\)"),
+        (lambda d, f: math.log(f) / (1 - d), "positive"),
+        (lambda d, f: -math.log10(f) / (1 - d), "natural logarithm"),
+        (lambda d, f: math.log(1 - f) / math.log(d), "fallen BY"),
+        (lambda d, f: f / (1 - d), "fallen BY"),
+        (lambda d, f: math.log(f) / math.log(d) * 2, "unroll the update"),
+        (lambda d, f: float("nan"), "prediction is nan"),
+        (lambda d, f: [1, 2], "one number"),
+        (lambda d, f: "many", "not numeric"),
+        (lambda d: 1, "TypeError"),
+    ],
+)
+def test_ema_memory_wrong_answers(wrong, match):
+    with pytest.raises(ExerciseFailed, match=match):
+        checks.check_ema_memory(wrong)
+
+
+def test_ema_memory_unanswered_and_not_callable():
+    def stub(decay, fraction):
+        raise NotImplementedError("replace this line with your code")
+
+    with pytest.raises(ExerciseFailed, match="not answered yet"):
+        checks.check_ema_memory(stub)
+    with pytest.raises(CourseInputError, match="steps_to_forget"):
+        checks.check_ema_memory(44)

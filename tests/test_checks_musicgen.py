@@ -99,3 +99,66 @@ def test_remove_padding_agrees_with_the_musicgen_processor():
     for ours, theirs in zip(right_remove(audio, mask), processor.batch_decode(audio, padding_mask=mask)):
         np.testing.assert_array_equal(ours, np.asarray(theirs))
     # (the processor itself fails on stereo batches in transformers 5.23, so the check is not run on it)
+
+
+def test_decoding_steps(capsys):
+    checks.check_decoding_steps({"delay": 253, "flatten": 1000, "parallel": 250})
+    assert "✅" in capsys.readouterr().out
+    with pytest.raises(ExerciseFailed, match="not answered yet"):
+        checks.check_decoding_steps({"delay": None, "flatten": None, "parallel": None})
+    with pytest.raises(ExerciseFailed, match="parallel pattern's count"):
+        checks.check_decoding_steps({"delay": 250, "flatten": 1000, "parallel": 250})
+    with pytest.raises(ExerciseFailed, match="off by one"):
+        checks.check_decoding_steps({"delay": 254, "flatten": 1000, "parallel": 250})
+    with pytest.raises(ExerciseFailed, match="one code per step"):
+        checks.check_decoding_steps({"delay": 253, "flatten": 253, "parallel": 250})
+    with pytest.raises(ExerciseFailed, match="whole number"):
+        checks.check_decoding_steps({"delay": 253.5, "flatten": 1000, "parallel": 250})
+    with pytest.raises(ExerciseFailed) as info:
+        checks.check_decoding_steps({"delay": 300, "flatten": 1000, "parallel": 250})
+    assert "T + K" not in info.value.hint  # a first wrong guess gets a direction, not the formula
+
+
+def test_the_broken_delay_of_the_exercise_gets_hints_in_order():
+    def delay_broken(codes, pad):  # as in solutions/04_musicgen.ipynb
+        k, t = codes.shape
+        out = np.full((k, t + k), pad, dtype=np.int64)
+        for book in range(k):
+            out[book, k - 1 - book : k - 1 - book + t] = codes[book]
+        return out
+
+    def width_fixed(codes, pad):
+        k, t = codes.shape
+        return delay_broken(codes, pad)[:, : t + k - 1]
+
+    with pytest.raises(ExerciseFailed, match="one step too many"):
+        checks.check_delay_pattern(delay_broken)
+    with pytest.raises(ExerciseFailed, match="wrong way"):
+        checks.check_delay_pattern(width_fixed)
+
+
+@pytest.fixture(scope="module")
+def tiny_musicgen():
+    from course_lib import musicgen
+
+    return musicgen.load_musicgen(online=False, device="cpu")
+
+
+def test_output_samples_is_measured_on_the_model(tiny_musicgen, capsys):
+    from course_lib import musicgen
+    from course_lib.checks.lesson04 import SAMPLE_NEW_TOKENS, SAMPLE_PROMPT_SECONDS
+
+    mg = tiny_musicgen
+    prompt = int(SAMPLE_PROMPT_SECONDS * mg.sample_rate)
+    right = {"text only": musicgen.expected_num_samples(mg, SAMPLE_NEW_TOKENS),
+             "with prompt": musicgen.expected_num_samples(mg, SAMPLE_NEW_TOKENS, prompt)}
+    checks.check_output_samples(right, mg)
+    assert "(measured)" in capsys.readouterr().out
+    with pytest.raises(ExerciseFailed, match="last 3 steps finish no frame"):
+        checks.check_output_samples({**right, "text only": SAMPLE_NEW_TOKENS * mg.hop_length}, mg)
+    with pytest.raises(ExerciseFailed, match="comes back in the output"):
+        checks.check_output_samples({**right, "with prompt": right["text only"]}, mg)
+    with pytest.raises(ExerciseFailed, match="not answered yet"):
+        checks.check_output_samples({"text only": None, "with prompt": None}, mg)
+    with pytest.raises(ExerciseFailed, match="load_musicgen"):
+        checks.check_output_samples(right, "mg")

@@ -7,11 +7,14 @@ import torch.nn.functional as F
 
 from course_lib.checks import (
     ExerciseFailed,
+    check_beta_prediction,
+    check_elbo_kl_weight,
     check_interpolate,
     check_kl_per_clip,
     check_reparameterise,
     check_vae_objective,
 )
+from course_lib.errors import CourseInputError
 from course_lib.models.vae import SpectrogramVAE, kl_divergence
 
 
@@ -115,3 +118,123 @@ def test_interpolate_wrong_answers(wrong, hint):
 def test_numpy_interpolation_is_accepted():
     """The path needs no gradients: a NumPy answer of the right values passes."""
     check_interpolate(lambda a, b, n: np.linspace(a.numpy(), b.numpy(), n))
+
+
+# ----------------------------------------------------------------------------- exercise 5: the ELBO's kl_weight
+
+
+def elbo_kl_weight(sigma, n_pixels):
+    return 2 * sigma**2 / n_pixels
+
+
+def test_elbo_kl_weight_right_answer_passes(capsys):
+    check_elbo_kl_weight(elbo_kl_weight)
+    assert "✅" in capsys.readouterr().out
+
+
+def test_elbo_kl_weight_makes_the_course_loss_a_rescaled_negative_elbo():
+    """The weight the check asks for really turns vae_objective into (2 sigma² / P) * (negative ELBO - const)."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand((3, 1, 16, 8), generator=gen)
+    recon = torch.rand((3, 1, 16, 8), generator=gen)
+    mu, logvar = torch.randn((3, 6), generator=gen), torch.randn((3, 6), generator=gen)
+    sigma, p = 0.3, 16 * 8
+    neg_elbo = ((x - recon).square().sum(dim=(1, 2, 3)) / (2 * sigma**2) + kl_per_clip(mu, logvar)).mean()
+    scaled = 2 * sigma**2 / p * neg_elbo
+    assert torch.allclose(scaled, vae_objective(recon, x, mu, logvar, elbo_kl_weight(sigma, p)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda s, n: s**2 / n, "a factor 2 is"),
+    (lambda s, n: 2 * s / n, "divides by the variance"),
+    (lambda s, n: n / (2 * s**2), "upside down"),
+    (lambda s, n: 1 / (2 * s**2 * n), "goes in the numerator"),
+    (lambda s, n: 2 * s**2, "divide by n_pixels too"),
+    (lambda s, n: 3.0, "scale it until its first term"),
+    (lambda s, n: [1.0, 2.0], "one number"),
+])
+def test_elbo_kl_weight_wrong_answers(wrong, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        check_elbo_kl_weight(wrong)
+
+
+def test_elbo_kl_weight_stub_and_non_callable():
+    def stub(*args):
+        raise NotImplementedError
+
+    with pytest.raises(ExerciseFailed, match="not answered yet"):
+        check_elbo_kl_weight(stub)
+    with pytest.raises(CourseInputError, match="without calling it"):
+        check_elbo_kl_weight(0.1)
+
+
+# ----------------------------------------------------------------------------- exercise 6: predict, then measure
+
+MEASURED = {1e-6: {"kl": 170.0, "mse": 0.013, "rebuilt_spread": 0.068, "sample_spread": 0.02, "fd": 120.0},
+            1e-4: {"kl": 20.0, "mse": 0.015, "rebuilt_spread": 0.060, "sample_spread": 0.07, "fd": 48.0},
+            1e-2: {"kl": 0.05, "mse": 0.023, "rebuilt_spread": 0.003, "sample_spread": 0.018, "fd": 70.0}}
+RIGHT = {"largest_kl": 1e-6, "worst_reconstruction": 1e-2, "most_alike_reconstructions": 1e-2}
+
+
+def test_beta_prediction_right_answer_passes(capsys):
+    check_beta_prediction(dict(RIGHT, best_fd=1e-4, most_varied_samples=1e-6), MEASURED)
+    out = capsys.readouterr().out
+    assert "✅" in out and "best prior-sample FD at 0.0001 (as you said" in out
+    assert "most varied prior samples at 0.0001 (you said 1e-06, not graded)" in out
+
+
+def test_beta_prediction_follows_the_measurement_not_a_fixed_answer(capsys):
+    """The truth is whatever the learner's run measured: swap the numbers and the other answers pass."""
+    swapped = {1e-6: dict(MEASURED[1e-2]), 1e-4: dict(MEASURED[1e-4]), 1e-2: dict(MEASURED[1e-6])}
+    check_beta_prediction({"largest_kl": 1e-2, "worst_reconstruction": 1e-6, "most_alike_reconstructions": 1e-6},
+                          swapped)
+    with pytest.raises(ExerciseFailed, match="measurement disagrees"):
+        check_beta_prediction(RIGHT, swapped)
+
+
+@pytest.mark.parametrize("prediction, problem", [
+    (None, "not answered yet"),
+    ([1e-6, 1e-2, 1e-2], "should be a dict"),
+    ({"largest_kl": 1e-6}, "no answer for"),
+    (dict(RIGHT, largest_kl=1e-3), "not one of the weights tried"),
+    (dict(RIGHT, largest_kl="small"), "not one of the weights tried"),
+    (dict(RIGHT, largest_kl=1e-2), "largest KL per clip: you said 0.01"),
+    (dict(RIGHT, worst_reconstruction=1e-6, most_alike_reconstructions=1e-6), "worst held-out reconstruction"),
+])
+def test_beta_prediction_wrong_answers(prediction, problem):
+    with pytest.raises(ExerciseFailed, match=problem) as err:
+        check_beta_prediction(prediction, MEASURED)
+    assert err.value.hint
+
+
+def test_beta_prediction_hint_points_the_way_without_the_answer():
+    with pytest.raises(ExerciseFailed) as err:
+        check_beta_prediction(dict(RIGHT, largest_kl=1e-2), MEASURED)
+    assert "1e-06" not in err.value.hint and "0.01" not in err.value.hint
+
+
+@pytest.mark.parametrize("measured", [None, {}, {1e-6: {"kl": 1.0}, 1e-4: {"kl": 1.0}},
+                                      {1e-6: {"kl": 1, "mse": 1, "rebuilt_spread": 1}}])
+def test_beta_prediction_needs_the_experiment(measured):
+    with pytest.raises(CourseInputError, match="measured"):
+        check_beta_prediction(RIGHT, measured)
+
+
+def test_reparameterise_under_no_grad_names_no_grad():
+    """Exercise 1's colleague computes z under torch.no_grad(): fixing the value alone is not enough."""
+    def half_fixed(mu, logvar, eps):
+        with torch.no_grad():
+            return mu + torch.exp(logvar / 2) * eps
+
+    with pytest.raises(ExerciseFailed, match="no gradient reaches") as err:
+        check_reparameterise(half_fixed)
+    assert "torch.no_grad()" in err.value.hint
+
+
+def test_the_colleagues_reparameterise_fails_on_its_values_first():
+    def colleague(mu, logvar, eps):
+        with torch.no_grad():
+            return mu + logvar * eps
+
+    with pytest.raises(ExerciseFailed, match="logvar is a logarithm"):
+        check_reparameterise(colleague)

@@ -235,6 +235,16 @@ def test_save_load_identity(tmp_path, pipe):
     assert np.array_equal(a.images, b.images) and np.array_equal(a.audios, b.audios)
 
 
+def test_save_load_keeps_the_course_mel_settings(tmp_path):
+    """Settings only the course's Mel has (kept under "_course_lib" in mel_config.json) survive a round trip."""
+    mel = Mel(x_res=W, y_res=H, sample_rate=SR, n_fft=256, hop_length=HOP, n_iter=4, nnls_iter=3, seed=5)
+    folder = SpectrogramDiffusionPipeline(make_unet(), DDIMScheduler(clip_sample=False), mel).save_pretrained(
+        tmp_path / "pipe")
+    assert "_course_lib" in json.loads((folder / "mel" / "mel_config.json").read_text())
+    loaded = SpectrogramDiffusionPipeline.from_pretrained(folder)
+    assert loaded.mel.to_dict() == mel.to_dict() and loaded.mel.seed == 5 and loaded.mel.nnls_iter == 3
+
+
 def test_diffusers_reads_the_layout(tmp_path, pipe):
     from diffusers import DiffusionPipeline
 

@@ -416,9 +416,19 @@ def test_mel_config_round_trip_and_diffusers_config(tmp_path):
     path = mel.save_config(tmp_path / "cfg")
     assert path.name == "mel_config.json"
     loaded = json.loads(path.read_text())
-    assert loaded["x_res"] == 64 and loaded["inversion"] == "lstsq"
+    # diffusers' settings at the top level, the course's own under "_course_lib" (which diffusers ignores)
+    assert loaded["x_res"] == 64 and loaded["_course_lib"]["inversion"] == "lstsq"
+    assert loaded["_course_lib"] == {"inversion": "lstsq", "nnls_iter": 8, "momentum": 0.99, "seed": 7}
+    assert not {"inversion", "nnls_iter", "momentum", "seed"} & set(loaded)
     for source in (tmp_path / "cfg", path, mel.to_dict()):
         assert Mel.from_config(source).to_dict() == mel.to_dict()
+    # the old flat layout (course files saved before the split) still loads
+    flat = {"_class_name": "Mel", **mel.to_dict()}
+    assert Mel.from_config(flat).to_dict() == mel.to_dict()
+    with pytest.raises(CourseInputError, match="given twice"):
+        Mel.from_config({**loaded, "seed": 8})
+    with pytest.raises(CourseInputError, match="_course_lib"):
+        Mel.from_config({**loaded, "_course_lib": {"hop": 3}})
     diffusers_style = {"_class_name": "Mel", "_diffusers_version": "0.20.0", "x_res": 256, "y_res": 256,
                        "sample_rate": 22050, "n_fft": 2048, "hop_length": 512, "top_db": 80, "n_iter": 32}
     assert Mel.from_config(diffusers_style).to_dict() == Mel().to_dict()
@@ -437,6 +447,45 @@ def test_mel_config_round_trip_and_diffusers_config(tmp_path):
     # save_config writes atomically: no temporary file is left beside the config
     mel.save_config(tmp_path / "cfg")
     assert sorted(p.name for p in (tmp_path / "cfg").iterdir()) == ["mel_config.json"]
+
+
+def test_diffusers_reads_a_saved_mel_config_without_a_warning(tmp_path):
+    # diffusers' Mel (a ConfigMixin) warns about keys it does not know; the course's own keys sit under
+    # "_course_lib", which it skips, so loading the shipped checkpoints through diffusers is quiet.
+    import logging
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from diffusers.pipelines.deprecated.audio_diffusion.mel import Mel as DiffusersMel
+    from course_lib.hub import checkpoint_dir
+
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    collect = Collect()
+    logger = logging.getLogger("diffusers")  # diffusers' loggers do not propagate to the root: listen on it
+    logger.addHandler(collect)
+    try:
+        flat = tmp_path / "flat"  # the old layout: the warning this layout avoids, so the listener is live
+        flat.mkdir()
+        (flat / "mel_config.json").write_text(json.dumps({"_class_name": "Mel", **Mel(seed=3).to_dict()}))
+        DiffusersMel.from_config(DiffusersMel.load_config(flat))
+        assert any("not expected" in m for m in collect.messages)
+        folders = [Mel(x_res=64, y_res=32, seed=3).save_config(tmp_path / "cfg").parent]
+        folders += [checkpoint_dir(name) / "mel" for name in ("mel-diffusion-64", "digit-diffusion")]
+        for folder in folders:
+            collect.messages.clear()
+            theirs = DiffusersMel.from_config(DiffusersMel.load_config(folder))
+            assert not [m for m in collect.messages if "not expected" in m], (folder, collect.messages)
+            ours = Mel.from_config(folder)
+            assert (theirs.x_res, theirs.hop_length, theirs.n_iter) == (ours.x_res, ours.hop_length, ours.n_iter)
+    finally:
+        logger.removeHandler(collect)
 
 
 def test_mel_swaps_into_a_diffusers_audio_pipeline():

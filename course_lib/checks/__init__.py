@@ -24,17 +24,19 @@ the checks share (plus the generic :func:`check_close` and :func:`check_shape`);
 lesson holds that lesson's checks, and this module re-exports them all:
 
 - lesson 01 (:mod:`~course_lib.checks.lesson01`): ``check_playback``, ``check_hz_to_mel``,
-  ``check_denormalise``, ``check_batched_log_spectrogram``, ``check_griffin_lim``;
+  ``check_denormalise``, ``check_batched_log_spectrogram``, ``check_griffin_lim``,
+  ``check_stft_shape``, ``check_more_iterations`` (and ``griffin_lim_pair``, its listening test);
 - lesson 02 (:mod:`~course_lib.checks.lesson02`): ``check_add_noise``, ``check_ddim_step``,
-  ``check_slerp``, ``check_keep_known``;
+  ``check_fixed_ddim_step``, ``check_unet_calls``, ``check_slerp``, ``check_keep_known``;
 - lesson 03 (:mod:`~course_lib.checks.lesson03`): ``check_model_range``, ``check_training_loss``,
-  ``check_save_atomically``, ``check_epoch_starts``;
-- lesson 04 (:mod:`~course_lib.checks.lesson04`): ``check_audio_seconds``, ``check_delay_pattern``,
-  ``check_guidance``, ``check_remove_padding``;
+  ``check_save_atomically``, ``check_epoch_starts``, ``check_ema_memory``;
+- lesson 04 (:mod:`~course_lib.checks.lesson04`): ``check_audio_seconds``, ``check_decoding_steps``,
+  ``check_delay_pattern``, ``check_output_samples``, ``check_guidance``, ``check_remove_padding``;
 - lesson 05 (:mod:`~course_lib.checks.lesson05`): ``check_v_target``, ``check_denoise``,
-  ``check_sampler_step``, ``check_to_24bit``;
+  ``check_sampler_step``, ``check_rms_of_v``, ``check_guidance_guess`` (with ``guidance_mystery``),
+  ``check_to_24bit``;
 - lesson 06 (:mod:`~course_lib.checks.lesson06`): ``check_reparameterise``, ``check_kl_per_clip``,
-  ``check_vae_objective``, ``check_interpolate``.
+  ``check_vae_objective``, ``check_interpolate``, ``check_elbo_kl_weight``, ``check_beta_prediction``.
 
 Importing the package imports only NumPy (torch and diffusers are imported by the checks that
 need them), so a notebook's check cells start quickly.
@@ -60,10 +62,22 @@ from course_lib.checks.lesson01 import (  # noqa: E402
     check_denormalise,
     check_griffin_lim,
     check_hz_to_mel,
+    check_more_iterations,
     check_playback,
+    check_stft_shape,
+    griffin_lim_pair,
 )
-from course_lib.checks.lesson02 import check_add_noise, check_ddim_step, check_keep_known, check_slerp  # noqa: E402
+from course_lib.checks.lesson02 import (  # noqa: E402
+    UNET_CALL_RUNS,
+    check_add_noise,
+    check_ddim_step,
+    check_fixed_ddim_step,
+    check_keep_known,
+    check_slerp,
+    check_unet_calls,
+)
 from course_lib.checks.lesson03 import (  # noqa: E402
+    check_ema_memory,
     check_epoch_starts,
     check_model_range,
     check_save_atomically,
@@ -71,12 +85,24 @@ from course_lib.checks.lesson03 import (  # noqa: E402
 )
 from course_lib.checks.lesson04 import (  # noqa: E402
     check_audio_seconds,
+    check_decoding_steps,
     check_delay_pattern,
     check_guidance,
+    check_output_samples,
     check_remove_padding,
 )
-from course_lib.checks.lesson05 import check_denoise, check_sampler_step, check_to_24bit, check_v_target  # noqa: E402
+from course_lib.checks.lesson05 import (  # noqa: E402
+    check_denoise,
+    check_guidance_guess,
+    check_rms_of_v,
+    check_sampler_step,
+    check_to_24bit,
+    check_v_target,
+    guidance_mystery,
+)
 from course_lib.checks.lesson06 import (  # noqa: E402
+    check_beta_prediction,
+    check_elbo_kl_weight,
     check_interpolate,
     check_kl_per_clip,
     check_reparameterise,
@@ -91,11 +117,17 @@ __all__ = [
     "check_denormalise",
     "check_batched_log_spectrogram",
     "check_griffin_lim",
+    "check_stft_shape",
+    "check_more_iterations",
+    "griffin_lim_pair",
     "GRIFFIN_LIM_BOUND",
     "LOG_SPEC_TOL_DB",
     # lesson 02
     "check_add_noise",
     "check_ddim_step",
+    "check_fixed_ddim_step",
+    "check_unet_calls",
+    "UNET_CALL_RUNS",
     "check_slerp",
     "check_keep_known",
     # lesson 03
@@ -103,21 +135,29 @@ __all__ = [
     "check_training_loss",
     "check_save_atomically",
     "check_epoch_starts",
+    "check_ema_memory",
     # lesson 04
     "check_audio_seconds",
+    "check_decoding_steps",
     "check_delay_pattern",
+    "check_output_samples",
     "check_guidance",
     "check_remove_padding",
     # lesson 05
     "check_v_target",
     "check_denoise",
     "check_sampler_step",
+    "check_rms_of_v",
+    "guidance_mystery",
+    "check_guidance_guess",
     "check_to_24bit",
     # lesson 06
     "check_reparameterise",
     "check_kl_per_clip",
     "check_vae_objective",
     "check_interpolate",
+    "check_elbo_kl_weight",
+    "check_beta_prediction",
     # any lesson
     "check_close",
     "check_shape",

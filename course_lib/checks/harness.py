@@ -19,6 +19,9 @@ helpers that need it), so a notebook's check cells start quickly.
 from __future__ import annotations
 
 import math
+import sysconfig
+import traceback
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -65,6 +68,34 @@ class ExerciseFailed(AssertionError):
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (type(self), (self.exercise, self.problem, self.hint))
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython and Jupyter show for this failure: the message and hint, not a traceback.
+
+        IPython calls this instead of printing the traceback, so a learner reads the feedback
+        alone, not the checker's source. When the learner's own code raised, the line of their
+        code it came from is added. (Plain Python and pytest still show the full traceback.)
+        """
+        lines = f"❌ {self.exercise}: {self.problem}".splitlines()
+        where = _learner_line(self.__cause__)
+        if where:
+            lines.append(where)
+        if self.hint:
+            lines += f"Hint: {self.hint}".splitlines()
+        return lines
+
+
+def _learner_line(error: BaseException | None) -> str:
+    """``"(raised in your code, line N: <code>)"``: the innermost frame outside course_lib and installed packages."""
+    if error is None or error.__traceback__ is None:
+        return ""
+    skip = (str(Path(__file__).resolve().parent.parent), sysconfig.get_paths()["stdlib"], "site-packages", "dist-packages")
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not any(s in str(Path(f.filename).resolve()) for s in skip)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    code = f": {frame.line.strip()}" if frame.line else ""
+    return f"(raised in your code, line {frame.lineno}{code})"
 
 
 # ----------------------------------------------------------------------------- calling and comparing

@@ -2,12 +2,15 @@
 
 1. :func:`check_playback`: duration and pitch shift when a clip is played at the wrong rate.
 2. :func:`check_hz_to_mel`: the HTK mel scale and its inverse, vectorised.
-3. :func:`check_denormalise`: undo min-max normalisation (the classic multiply-by-min bug).
+3. :func:`check_denormalise`: find and fix the classic multiply-by-min bug of min-max denormalising.
 4. :func:`check_batched_log_spectrogram`: the classic log-spectrogram, batched (one STFT call).
 5. :func:`check_griffin_lim`: plain Griffin-Lim phase reconstruction.
+6. :func:`check_stft_shape`: predict ``torch.stft``'s output shape; the truth is measured.
+7. :func:`check_more_iterations`: tell a 4-iteration Griffin-Lim clip from a 64-iteration one
+   (:func:`griffin_lim_pair` makes the pair a learner listens to first).
 
 The references are the formulas in NumPy float64 (an STFT, the mel scale), written here
-independently of :mod:`course_lib.spectrogram`.
+independently of :mod:`course_lib.spectrogram`; shapes and Griffin-Lim pairs are measured by running torch.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from course_lib.checks.harness import (
     to_numpy,
     worst_difference,
 )
+from course_lib.errors import CourseInputError
 
 __all__ = [
     "check_playback",
@@ -35,6 +39,9 @@ __all__ = [
     "check_denormalise",
     "check_batched_log_spectrogram",
     "check_griffin_lim",
+    "check_stft_shape",
+    "check_more_iterations",
+    "griffin_lim_pair",
     "GRIFFIN_LIM_BOUND",
     "LOG_SPEC_TOL_DB",
 ]
@@ -93,7 +100,7 @@ def check_playback(fn: Callable[[int, int, int], tuple[float, float]]) -> None:
                 hint = "seconds = n_samples / playback_rate."
             raise ExerciseFailed(title, f"on case {case}, expected {want_s:.6g} seconds, got {seconds:.6g}.", hint)
         if not math.isclose(semitones, want_st, rel_tol=1e-6, abs_tol=1e-6):
-            hint = "an octave (rate × 2) is 12 semitones: semitones = 12 * log2(playback_rate / true_rate)."
+            hint = "pitch is logarithmic: an octave (rate × 2) is 12 semitones. How many octaves is playback_rate / true_rate?"
             if want_st != 0 and math.isclose(semitones, -want_st, rel_tol=1e-6):
                 hint = (
                     "the sign is flipped: playing faster (playback_rate > true_rate) raises the pitch, so the "
@@ -150,7 +157,7 @@ def check_hz_to_mel(fn_to_mel: Callable[[np.ndarray], np.ndarray], fn_to_hz: Cal
                 "apply the formula element-wise with NumPy so the output has the input's shape.",
             )
         if not all_close(got, want, atol=1e-3, rtol=1e-4):
-            hint = "mel = 2595 * log10(1 + f / 700)."
+            hint = "compare with the HTK formula in the exercise, term by term: the factor, the base of the log, what sits inside it."
             if all_close(got, 2595.0 * np.log(1.0 + f / 700.0), 1e-3, 1e-4):
                 hint = "you used the natural log (np.log); the HTK formula uses log base 10: np.log10."
             elif all_close(got, 2595.0 * np.log10(f / 700.0 + 1e-300), 1e-3, 1e-4) or all_close(got, 2595.0 * np.log10(1.0 + f), 1e-3, 1e-4):
@@ -162,7 +169,7 @@ def check_hz_to_mel(fn_to_mel: Callable[[np.ndarray], np.ndarray], fn_to_hz: Cal
         if got_hz.shape != f.shape:
             raise ExerciseFailed(title, f"mel_to_hz on {label}: expected shape {f.shape}, got {got_hz.shape}.")
         if not all_close(got_hz, f, atol=1e-2, rtol=1e-4):
-            hint = "solve mel = 2595 * log10(1 + f / 700) for f: f = 700 * (10 ** (mel / 2595) - 1)."
+            hint = "undo hz_to_mel's steps in reverse order: divide by 2595, undo the log10, then undo the 1 + f / 700."
             if all_close(got_hz, 700.0 * (np.exp(mel / 2595.0) - 1.0), 1e-2, 1e-4):
                 hint = "the inverse of log10 is 10 ** x, not np.exp(x): f = 700 * (10 ** (mel / 2595) - 1)."
             elif all_close(got_hz, 700.0 * 10.0 ** (mel / 2595.0), 1e-2, 1e-4):
@@ -231,7 +238,10 @@ def check_denormalise(fn: Callable[..., Any]) -> None:
         if all_close(got, want, atol=1e-4 * scale, rtol=1e-5):
             continue
         tol = (1e-4 * scale, 1e-5)
-        hint = "first map norm back to [0, 1]: (norm - min_val) / (max_val - min_val), then scale by (original_max - original_min) and add original_min."
+        hint = (
+            "undo the normalisation's steps in reverse order: bring norm back to [0, 1] (undo min_val and max_val), "
+            "stretch it to the original span, then shift it so that it starts at original_min."
+        )
         unit = (norm - lo) / (hi - lo)
         if all_close(got, unit * (omax - omin) * omin, *tol) or all_close(got, norm * (omax - omin) * omin, *tol):
             hint = (
@@ -536,3 +546,191 @@ def check_griffin_lim(fn: Callable[..., Any]) -> None:
             "loop n_iter times; with n_iter=0 the result is just the initial phase guess.",
         )
     print_passed(title, f"spectral convergence {sc32:.3f} after 32 iterations (bound {GRIFFIN_LIM_BOUND}; random phase {baseline:.3f})")
+
+
+# ----------------------------------------------------------------------------- exercise 6: predict the STFT's shape
+
+# (n_samples, n_fft, hop_length, center): what the check asks about. Lengths that are not multiples of
+# the hop, a clip exactly one frame long, and the lesson's own settings.
+STFT_SHAPE_CASES = [
+    (22050, 1024, 256, False),
+    (22050, 1024, 256, True),
+    (88200, 2048, 512, True),
+    (1000, 512, 128, False),
+    (1000, 512, 128, True),
+    (512, 512, 100, False),
+    (5000, 400, 160, True),
+    (5000, 400, 160, False),
+]
+
+
+def _measured_stft_shape(n_samples: int, n_fft: int, hop: int, center: bool) -> tuple[int, int]:
+    """The shape torch.stft really returns (measured on a silent clip, not computed from a formula)."""
+    import torch
+
+    out = torch.stft(torch.zeros(n_samples), n_fft, hop, window=torch.hann_window(n_fft), center=center,
+                     pad_mode="constant", return_complex=True)
+    return int(out.shape[0]), int(out.shape[1])
+
+
+def check_stft_shape(fn: Callable[[int, int, int, bool], tuple[int, int]]) -> None:
+    """Check a prediction ``fn(n_samples, n_fft, hop_length, center) -> (n_bins, n_frames)``.
+
+    The truth is measured: ``torch.stft`` runs on a silent clip of each size in
+    ``STFT_SHAPE_CASES`` and its output shape is compared with the learner's prediction.
+    """
+    __tracebackhide__ = True
+    title = "Predict the STFT's shape"
+    need_callable(fn, "fn", "check_stft_shape(stft_shape)")
+    signature = "stft_shape(n_samples, n_fft, hop_length, center) -> (n_bins, n_frames)"
+    for n, n_fft, hop, center in STFT_SHAPE_CASES:
+        case = f"n_samples={n}, n_fft={n_fft}, hop_length={hop}, center={center}"
+        with _count_stft_calls() as calls:
+            result = call_answer(title, fn, case, n, n_fft, hop, center, signature=signature)
+        if calls:
+            raise ExerciseFailed(
+                title, f"on case {case}, your function ran {calls[0]}: that measures the shape instead of predicting it.",
+                "work the numbers out with arithmetic on n_samples, n_fft and hop_length (no signal needed).",
+            )
+        try:
+            bins, frames = (int(v) for v in result)
+            exact = all(float(v) == int(v) for v in result)
+        except (TypeError, ValueError) as err:
+            raise ExerciseFailed(
+                title, f"on case {case}, expected a pair of whole numbers (n_bins, n_frames), got {result!r}.",
+                "end your function with `return n_bins, n_frames`; use integer division (//) for counts.",
+            ) from err
+        want_bins, want_frames = _measured_stft_shape(n, n_fft, hop, center)
+        if not exact or bins != want_bins:
+            hint = (
+                "a real signal's FFT of n_fft samples has n_fft // 2 + 1 distinct frequencies: from 0 Hz up to "
+                "and including Nyquist (the other half mirrors them)."
+            )
+            if bins in (n_fft, n_fft // 2):
+                hint = (
+                    "torch.stft of a real signal keeps only the non-negative frequencies, 0 Hz up to Nyquist. "
+                    "How many bins is that for n_fft = 4? Try it: torch.fft.rfft(torch.zeros(4)).shape."
+                )
+            raise ExerciseFailed(title, f"on case {case}, torch.stft gives {want_bins} frequency bins; you predicted "
+                                 f"{result[0]!r}.", hint)
+        if frames != want_frames:
+            if center:
+                hint = (
+                    "with center=True, torch.stft first pads n_fft // 2 samples on each side, so frame k is "
+                    "centred on sample k * hop_length. Predict for the padded length."
+                )
+            else:
+                hint = (
+                    "with center=False, frame k covers samples k * hop_length to k * hop_length + n_fft - 1, and "
+                    "only whole frames count. What is the largest k whose frame still fits in the clip?"
+                )
+            if abs(frames - want_frames) == 1:
+                hint = "off by one: count the frame that starts at sample 0 too. " + hint[0].upper() + hint[1:]
+            raise ExerciseFailed(title, f"on case {case}, torch.stft gives {want_frames} frames; you predicted "
+                                 f"{frames}.", hint)
+    plain, centred = (_measured_stft_shape(22050, 1024, 256, center) for center in (False, True))
+    print_passed(title, f"{len(STFT_SHAPE_CASES)} cases measured with torch.stft, e.g. 22050 samples, n_fft 1024, "
+                        f"hop 256: {plain[0]} x {plain[1]} without centring, {centred[0]} x {centred[1]} with")
+
+
+# ----------------------------------------------------------------------------- exercise 7: 4 or 64 iterations?
+
+GL_FEW, GL_MANY = 4, 64
+_PAIR_FFT, _PAIR_HOP, _PAIR_RATE = 512, 128, 8000
+
+
+def _pair_signals() -> list[tuple[str, np.ndarray]]:
+    """Three 1-second sounds at 8 kHz: the Griffin-Lim signal, a decaying noise beat, a four-note melody."""
+    rate, n = _PAIR_RATE, _PAIR_HOP * 62
+    t = np.arange(n) / rate
+    rng = np.random.default_rng(7)
+    beat = np.zeros(n)
+    for start in range(0, n, n // 4):
+        length = min(n - start, n // 4)
+        beat[start:start + length] = 0.5 * rng.standard_normal(length) * np.exp(-np.arange(length) / (0.03 * rate))
+    notes = np.repeat([262.0, 330.0, 392.0, 523.0], -(-n // 4))[:n]
+    melody = 0.4 * np.sin(2 * np.pi * np.cumsum(notes) / rate) * (0.6 + 0.4 * np.cos(2 * np.pi * 4 * t))
+    return [("a chirp plus two tones", _griffin_lim_signal()[0]), ("a decaying noise beat", beat),
+            ("a four-note melody", melody)]
+
+
+def _plain_griffin_lim(magnitude: np.ndarray, n_iter: int, seed: int) -> np.ndarray:
+    import torch
+
+    window = torch.hann_window(_PAIR_FFT, dtype=torch.float64)
+    target = torch.from_numpy(magnitude)
+    generator = torch.Generator().manual_seed(seed)
+    spec = target * torch.exp(2j * torch.pi * torch.rand(target.shape, generator=generator, dtype=torch.float64))
+    for _ in range(n_iter):
+        wave = torch.istft(spec, _PAIR_FFT, _PAIR_HOP, window=window)
+        rebuilt = torch.stft(wave, _PAIR_FFT, _PAIR_HOP, window=window, pad_mode="constant", return_complex=True)
+        spec = target * torch.exp(1j * rebuilt.angle())
+    return torch.istft(spec, _PAIR_FFT, _PAIR_HOP, window=window).numpy().astype(np.float32)
+
+
+def _rebuilt_twice(signal: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(magnitude, few, many)``: ``signal``'s STFT magnitude and Griffin-Lim's rebuilds after 4 and 64 iterations.
+
+    Both rebuilds are scaled to the signal's RMS, so that loudness gives nothing away.
+    """
+    magnitude = np.abs(_stft_np(signal, _PAIR_FFT, _PAIR_HOP))
+    level = float(np.sqrt(np.mean(np.square(signal))))
+    few, many = (_plain_griffin_lim(magnitude, n_iter, seed) for n_iter in (GL_FEW, GL_MANY))
+    few, many = (y * np.float32(level / max(float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))), 1e-12))
+                 for y in (few, many))
+    return magnitude.astype(np.float32), few, many
+
+
+def _many_is_a(seed: int) -> bool:
+    """Whether ``griffin_lim_pair(seed)`` puts the 64-iteration clip first."""
+    return bool(np.random.default_rng(int(seed) + 1000).integers(2))
+
+
+def griffin_lim_pair(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """A listening test: ``(magnitude, clip_a, clip_b, sample_rate)``, a four-note melody rebuilt twice.
+
+    One clip had 4 Griffin-Lim iterations and the other 64 (which is which depends on ``seed`` and
+    is revealed by :func:`check_more_iterations` once it passes). n_fft 512, hop 128, 8 kHz.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise CourseInputError(f"seed: expected a whole number >= 0, got {seed!r}.")
+    magnitude, few, many = _rebuilt_twice(_pair_signals()[2][1], int(seed))
+    clip_a, clip_b = (many, few) if _many_is_a(int(seed)) else (few, many)
+    return magnitude, clip_a, clip_b, _PAIR_RATE
+
+
+def check_more_iterations(fn: Callable[..., str], listened_seed: int = 0) -> None:
+    """Check ``fn(magnitude, clip_a, clip_b, n_fft, hop_length) -> 'a' or 'b'``: which clip had more iterations.
+
+    Each of three sounds is rebuilt by plain Griffin-Lim from its magnitude with 4 and with 64
+    iterations, in both orders (six pairs); ``fn`` must name the 64-iteration clip every time.
+    On success it says which clip of ``griffin_lim_pair(listened_seed)`` had 64 iterations.
+    """
+    __tracebackhide__ = True
+    title = "Which clip had more Griffin-Lim iterations?"
+    need_callable(fn, "fn", "check_more_iterations(more_iterations)")
+    signature = "more_iterations(magnitude, clip_a, clip_b, n_fft, hop_length) -> 'a' or 'b'"
+    cases = 0
+    for index, (name, signal) in enumerate(_pair_signals()):
+        magnitude, few, many = _rebuilt_twice(signal, seed=index)
+        for many_is_a in (True, False):
+            clip_a, clip_b = (many, few) if many_is_a else (few, many)
+            case = f"{name}, {GL_MANY} iterations in clip_{'a' if many_is_a else 'b'}"
+            given = [magnitude.copy(), clip_a.copy(), clip_b.copy()]
+            answer = call_answer(title, fn, case, *given, _PAIR_FFT, _PAIR_HOP, signature=signature)
+            if not isinstance(answer, str) or answer.strip().lower() not in ("a", "b"):
+                raise ExerciseFailed(title, f"on case {case}, expected 'a' or 'b', got {answer!r}.",
+                                     "return the letter of the clip you think had more iterations: 'a' or 'b'.")
+            if answer.strip().lower() != ("a" if many_is_a else "b"):
+                raise ExerciseFailed(
+                    title,
+                    f"on {name}, clip_{'a' if many_is_a else 'b'} had {GL_MANY} iterations and clip_"
+                    f"{'b' if many_is_a else 'a'} had {GL_FEW}; you answered {answer!r}.",
+                    "each Griffin-Lim iteration makes the clip's own spectrogram agree better with the magnitude it "
+                    "was rebuilt from. You are given that magnitude: measure how far each clip's STFT magnitude "
+                    "(same n_fft and hop_length) is from it, as the lesson did, and pick the closer one.",
+                )
+            cases += 1
+    many_is_a = _many_is_a(listened_seed)
+    print_passed(title, f"{cases} pairs; in griffin_lim_pair({listened_seed}) clip_{'a' if many_is_a else 'b'} had "
+                        f"{GL_MANY} iterations and clip_{'b' if many_is_a else 'a'} {GL_FEW}")

@@ -2,11 +2,15 @@
 
 1. :func:`check_add_noise`: the forward process q(x_t | x_0), against diffusers' ``DDPMScheduler.add_noise``.
 2. :func:`check_ddim_step`: one deterministic DDIM update, against diffusers' ``DDIMScheduler.step`` (eta 0).
-3. :func:`check_slerp`: spherical interpolation between two noises (a NumPy reference, the same rule as
+3. :func:`check_fixed_ddim_step`: find the bug in a broken DDIM step with eta; the fixed step against
+   ``DDIMScheduler.step`` with eta and the same fresh noise.
+4. :func:`check_unet_calls`: predict how many times the UNet runs in five pipeline calls; the truth is
+   counted on a tiny pipeline of the course's ``SpectrogramDiffusionPipeline``.
+5. :func:`check_slerp`: spherical interpolation between two noises (a NumPy reference, the same rule as
    ``course_lib.diffusion.slerp``) and its properties: endpoints, norm kept, lerp fallback.
-4. :func:`check_keep_known`: inpainting's copy of the known (re-noised) columns into the current image.
+6. :func:`check_keep_known`: inpainting's copy of the known (re-noised) columns into the current image.
 
-The references of 1 and 2 are diffusers' own schedulers (the library the lesson's pipeline
+The references of 1 to 3 are diffusers' own schedulers (the library the lesson's pipeline
 steps with), so an answer that passes steps exactly as the pipeline does.
 """
 
@@ -33,7 +37,8 @@ from course_lib.checks.harness import (
     worst_difference,
 )
 
-__all__ = ["check_add_noise", "check_ddim_step", "check_slerp", "check_keep_known"]
+__all__ = ["check_add_noise", "check_ddim_step", "check_fixed_ddim_step", "check_unet_calls", "check_slerp",
+           "check_keep_known", "UNET_CALL_RUNS"]
 
 
 def check_add_noise(fn: Callable[[Any, Any, Any], Any]) -> None:
@@ -93,7 +98,8 @@ def check_add_noise(fn: Callable[[Any, Any, Any], Any]) -> None:
                                                          "not by 1 - sqrt(alpha_bar).")),
                 (np.sqrt(1 - a) * c + np.sqrt(a) * n, ("x0 and the noise are swapped: alpha_bar near 1 (early "
                                                        "timesteps) must leave the clean image almost untouched.")),
-            ], "x_t = sqrt(alpha_bar) * x0 + sqrt(1 - alpha_bar) * noise, with alpha_bar broadcast per image.")
+            ], ("compare with the lesson's forward process q(x_t | x_0): which scale goes on x0 and which on the noise, and "
+                 "are they variances or standard deviations? alpha_bar = 1 must give x0 back, 0 the noise."))
             raise ExerciseFailed(title, f"on case {case}: {worst_difference(array, want)}.", hint)
     print_passed(title, ("3 cases: a float alpha_bar, one per image of a batch, and alpha_bar 1 and 0; "
                     "agrees with DDPMScheduler.add_noise"))
@@ -166,10 +172,196 @@ def check_ddim_step(fn: Callable[[Any, Any, Any, Any], Any]) -> None:
                 (math.sqrt(p) * x0_pred + math.sqrt(1 - a) * e, ("the noise term belongs to the new level: "
                                                                  "sqrt(1 - alpha_bar_prev) * eps.")),
                 (step(a, p, root=lambda v: v), "the scales are square roots of the alphas (and of 1 - the alphas)."),
-            ], "x0 = (x_t - sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_bar_t); "
-               "x_prev = sqrt(alpha_bar_prev) * x0 + sqrt(1 - alpha_bar_prev) * eps.")
+            ], ("take the step in the lesson's two moves and check each: first predict the clean image x0 from x_t and "
+                "eps at the level alpha_bar_t, then put that x0 at the level alpha_bar_prev with the same eps."))
             raise ExerciseFailed(title, f"on case {case}: {worst_difference(array, want)}.", hint)
     print_passed(title, "5 steps of 10- and 50-step schedules, last steps included; agrees with DDIMScheduler.step(eta=0)")
+
+
+def _ddim_eta_ref(x: np.ndarray, e: np.ndarray, a: float, p: float, eta: float, z: np.ndarray, *,
+                   root: Callable[[float], float] = math.sqrt, flip: bool = False, room: bool = True,
+                   fresh: bool = True) -> np.ndarray:
+    """A DDIM step with eta in float64, with switches that reproduce the usual bugs."""
+    x0 = (x - math.sqrt(1 - a) * e) / math.sqrt(a)
+    ratio = (1 - a) / (1 - p) if flip else (1 - p) / (1 - a)
+    sigma = eta * root(max(ratio * (1 - a / p), 0.0))
+    direction = math.sqrt(max(1 - p - (sigma ** 2 if room else 0.0), 0.0)) * e
+    return math.sqrt(p) * x0 + direction + (sigma * z if fresh else 0.0)
+
+
+def check_fixed_ddim_step(fn: Callable[..., Any]) -> None:
+    """Check ``fn(x_t, eps, alpha_bar_t, alpha_bar_prev, eta, z) -> x_prev``: the broken DDIM step, fixed.
+
+    The step of DDIM with ``eta`` (no clipping): ``x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)``,
+    ``sigma = eta * sqrt((1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev))``,
+    ``x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev - sigma**2) eps + sigma z``. The reference is
+    ``DDIMScheduler(clip_sample=False).step(eps, t, x_t, eta=eta, variance_noise=z)`` at eta 0, 0.5
+    and 1, the last step included. The lesson's broken step computes sigma without its square root:
+    right at eta 0, wrong at eta > 0; the hints name it and the other usual slips.
+    """
+    __tracebackhide__ = True
+    import torch
+    from diffusers import DDIMScheduler
+
+    title = "The broken DDIM step, fixed"
+    need_callable(fn, "fn", "check_fixed_ddim_step(fixed_ddim_step)")
+    signature = "fn(x_t, eps, alpha_bar_t, alpha_bar_prev, eta, z) -> x_prev"
+    gen = torch.Generator().manual_seed(4)
+    plan = [  # (steps, set_alpha_to_one, timestep, eta, shape)
+        (10, True, 500, 0.0, (2, 1, 8, 8)),
+        (10, True, 900, 1.0, (1, 1, 8, 8)),
+        (10, True, 500, 1.0, (3, 1, 8, 16)),
+        (50, False, 980, 0.5, (2, 1, 8, 8)),
+        (20, True, 50, 1.0, (2, 1, 8, 8)),
+        (10, True, 0, 1.0, (1, 1, 8, 8)),
+    ]
+    for steps, to_one, t, eta, shape in plan:
+        scheduler = DDIMScheduler(num_train_timesteps=1000, clip_sample=False, set_alpha_to_one=to_one)
+        scheduler.set_timesteps(steps)
+        prev = t - 1000 // steps
+        alpha_t = scheduler.alphas_cumprod[t].clone()
+        alpha_prev = (scheduler.alphas_cumprod[prev] if prev >= 0 else scheduler.final_alpha_cumprod).clone()
+        clean = torch.rand(shape, generator=gen) * 2 - 1
+        noise = torch.randn(shape, generator=gen)
+        x_t = alpha_t.sqrt() * clean + (1 - alpha_t).sqrt() * noise
+        eps = noise + 0.1 * torch.randn(shape, generator=gen)
+        z = torch.randn(shape, generator=gen)
+        expected = scheduler.step(eps, t, x_t, eta=eta, variance_noise=z).prev_sample
+        case = (f"timestep {t} of {steps} steps, eta={eta:g}, alpha_bar_t={float(alpha_t):.4g}, "
+                f"alpha_bar_prev={float(alpha_prev):.4g}, x_t of shape {tuple(shape)}")
+        inputs = (x_t, eps, alpha_t, alpha_prev, eta, z)
+        copies = tuple(v.clone() if isinstance(v, torch.Tensor) else v for v in inputs)
+        got = call_answer_with_hint(title, fn, case, *copies, signature=signature,
+                                    hint="the alphas are 0-d tensors and eta a float; `** 0.5` works on both.")
+        require_unchanged(title, case, inputs, copies, ("x_t", "eps", "alpha_bar_t", "alpha_bar_prev", "eta", "z"))
+        want = as_numpy(expected)
+        array = tensor_result(title, got, case, want)
+        if not all_close(array, want, DIFFUSION_ATOL, DIFFUSION_RTOL):
+            x, e, zz, a, p = as_numpy(x_t), as_numpy(eps), as_numpy(z), float(alpha_t), float(alpha_prev)
+            if eta == 0.0:
+                hint = ("at eta = 0 there is no sigma and no fresh noise, and the broken step was right there: "
+                        "your change broke the deterministic part (x0 and the direction term). Start again from "
+                        "the broken step and change only what differs at eta > 0.")
+            else:
+                hint = diagnose(array, [
+                    (_ddim_eta_ref(x, e, a, p, eta, zz, root=lambda v: v),
+                     ("that is what the broken step gives: right at eta = 0, wrong at eta > 0, so the bug sits in a "
+                      "term that vanishes at eta = 0. sigma multiplies the unit noise z: is the code's sigma a "
+                      "standard deviation or a variance? Compare it with sigma_t in the lesson's DDIM equation.")),
+                    (_ddim_eta_ref(x, e, a, p, eta, zz, room=False),
+                     ("the direction term must make room for the fresh noise: its scale is "
+                      "sqrt(1 - alpha_bar_prev - sigma**2), so that the two noise variances still add up to "
+                      "1 - alpha_bar_prev.")),
+                    (_ddim_eta_ref(x, e, a, p, eta, zz, fresh=False),
+                     "the fresh noise sigma * z is missing: with eta > 0 each step adds new noise."),
+                    (_ddim_eta_ref(x, e, a, p, eta, zz, flip=True),
+                     ("check the ratio inside sigma: which noise level, 1 - alpha_bar_prev or 1 - alpha_bar_t, "
+                      "belongs on top? (At eta = 1, sigma is DDPM's own step noise, smaller than the noise of "
+                      "x_t.)")),
+                ], ("compare each term with the lesson's DDIM step with eta, one at a time: the predicted x0, "
+                    "sigma, the direction term and the fresh noise."))
+            raise ExerciseFailed(title, f"on case {case}: {worst_difference(array, want)}.", hint)
+    print_passed(title, "6 steps at eta 0, 0.5 and 1, last step included; agrees with DDIMScheduler.step(eta=...)")
+
+
+# The five runs of the UNet-call exercise: (label, what the learner reads). Steps are 20 throughout.
+UNET_CALL_RUNS: dict[str, str] = {
+    "a": "pipe(1, steps=20): one clip from pure noise",
+    "b": "pipe(8, steps=20): a batch of 8 clips",
+    "c": "pipe(1, steps=20, raw_audio=clip, sample_rate=sr, start_step=15): a variation",
+    "d": "pipe(1, steps=20, raw_audio=clip, sample_rate=sr, mask_start_secs=half): inpainting",
+    "e": "noise = pipe.encode(image, steps=20), then pipe(1, steps=20, noise=noise): inversion and back",
+}
+
+_UNET_CALL_HINTS = {
+    "a": "the sampler runs the UNet once per step of the schedule.",
+    "b": "the UNet takes the whole batch (N, 1, H, W) in one forward pass; does the number of passes depend on N?",
+    "c": ("a variation does not start from pure noise: the clip is noised straight to the level of "
+          "timesteps[start_step] with add_noise (no network), and the sampler carries on from that step."),
+    "d": ("inpainting puts the known columns back with add_noise after every step: arithmetic, no network. "
+          "Which steps still run?"),
+    "e": ("inversion walks the same 20 noise levels upwards and needs the UNet's noise prediction at each; "
+          "then the sampler walks them down again."),
+}
+
+
+def _measure_unet_calls() -> dict[str, int]:
+    """Run the five runs on a tiny random pipeline and count the UNet's forward passes."""
+    import torch
+    from diffusers import DDIMScheduler, UNet2DModel
+
+    from course_lib.diffusion import SpectrogramDiffusionPipeline
+    from course_lib.mel import Mel
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=16, in_channels=1, out_channels=1, layers_per_block=1,
+                       block_out_channels=(8, 16), norm_num_groups=4,
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+    mel = Mel(x_res=16, y_res=16, hop_length=64, n_fft=256)
+    pipe = SpectrogramDiffusionPipeline(unet.eval(), DDIMScheduler(clip_sample=False), mel)
+    calls = [0]
+    handle = unet.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    clip = (np.random.default_rng(0).standard_normal(16 * 64) * 0.1).astype(np.float32)
+    half = 8 * mel.hop_length / mel.sr
+    runs = {
+        "a": lambda: pipe(1, steps=20, generator=0, progress=False, return_audio=False),
+        "b": lambda: pipe(8, steps=20, generator=0, progress=False, return_audio=False),
+        "c": lambda: pipe(1, steps=20, raw_audio=clip, sample_rate=mel.sr, start_step=15, generator=0,
+                          progress=False, return_audio=False),
+        "d": lambda: pipe(1, steps=20, raw_audio=clip, sample_rate=mel.sr, mask_start_secs=half, generator=0,
+                          progress=False, return_audio=False),
+        "e": lambda: pipe(1, steps=20, noise=pipe.encode(np.zeros((1, 16, 16), np.uint8), steps=20, progress=False),
+                          progress=False, return_audio=False),
+    }
+    counted = {}
+    try:
+        for label, run in runs.items():
+            calls[0] = 0
+            run()
+            counted[label] = calls[0]
+    finally:
+        handle.remove()
+    return counted
+
+
+def check_unet_calls(predicted: Any) -> None:
+    """Check ``predicted``, a dict ``{"a": n, ..., "e": n}``: how many UNet forward passes each run makes.
+
+    The runs are :data:`UNET_CALL_RUNS` (DDIM, 20 steps: one clip, a batch of 8, a variation from
+    ``start_step=15``, inpainting, inversion and back). The truth is measured, not computed: the
+    check runs them on a tiny random ``SpectrogramDiffusionPipeline`` and counts the UNet's forward
+    passes with a hook. Every wrong prediction is listed with a hint at the reason.
+    """
+    __tracebackhide__ = True
+    title = "How many UNet calls?"
+    labels = list(UNET_CALL_RUNS)
+    if not isinstance(predicted, dict):
+        raise ExerciseFailed(title, f"expected a dict of predictions like {{'a': ..., 'e': ...}}, got "
+                                    f"{type(predicted).__name__}.",
+                             "keep the cell's dict predicted_calls and fill in its values.")
+    missing = [k for k in labels if predicted.get(k) is None]
+    if missing:
+        raise ExerciseFailed(title, f"not answered yet: no prediction for run(s) {', '.join(missing)}.",
+                             "write a whole number for each run (a) to (e), e.g. predicted_calls['a'] = ..., "
+                             "then run this check again.")
+    unknown = sorted(set(map(str, predicted)) - set(labels))
+    if unknown:
+        raise ExerciseFailed(title, f"unknown run label(s) {unknown}; the runs are {labels}.")
+    for label in labels:
+        value = predicted[label]
+        whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole or value < 0:
+            raise ExerciseFailed(title, f"run ({label}): expected a whole number of calls, got {value!r}.")
+    measured = _measure_unet_calls()
+    wrong = [k for k in labels if int(predicted[k]) != measured[k]]
+    if wrong:
+        lines = "; ".join(f"({k}) {UNET_CALL_RUNS[k].split(':')[0]}: you predicted {int(predicted[k])}"
+                          for k in wrong)
+        hints = " ".join(f"({k}) {_UNET_CALL_HINTS[k]}" for k in wrong)
+        right = len(labels) - len(wrong)
+        raise ExerciseFailed(title, f"{right} of {len(labels)} predictions match the counted calls; not yet: {lines}.",
+                             hints)
+    print_passed(title, "counted on a tiny pipeline: " + ", ".join(f"({k}) {measured[k]}" for k in labels))
 
 
 def _slerp_ref(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -233,8 +425,8 @@ def check_slerp(fn: Callable[[Any, Any, float], Any]) -> None:
                                          "(sin((1 - t) * theta) * a + sin(t * theta) * b) / sin(theta).")),
                 (per_item, ("use one angle between the whole tensors (flatten them), not one per image: the batch is "
                             "one point on the sphere, as in course_lib.diffusion.slerp.")),
-            ], "cos(theta) = (a · b) / (|a| |b|) over the flattened tensors; then "
-               "(sin((1 - t) * theta) * a + sin(t * theta) * b) / sin(theta).")
+            ], ("two steps, as in the lesson: the angle theta between the flattened tensors (from their normalised dot "
+                "product), then the weights of a and b along the arc, so that t = 0 gives a and t = 1 gives b."))
             if t == 0.0 or t == 1.0:
                 hint = f"at t = {t:g} slerp must return {'a' if t == 0 else 'b'} itself. " + hint
             raise ExerciseFailed(title, f"on case {case}: {worst_difference(array, want)}.", hint)

@@ -1,12 +1,15 @@
 """Checks for lesson 03's exercises (fine-tuning); re-exported by :mod:`course_lib.checks`.
 
 1. :func:`check_model_range`: uint8 pixels (B, H, W) -> float32 (B, 1, H, W) in [-1, 1], and the way back.
-2. :func:`check_training_loss`: the DDPM fine-tuning loss, against the course's own
-   ``diffusion_loss`` drawing from a generator with the same seed, and the gradients it gives a
-   tiny ``UNet2DModel``.
+2. :func:`check_training_loss`: the DDPM fine-tuning loss (the exercise hands out a broken one to
+   fix), against the course's own ``diffusion_loss`` drawing from a generator with the same seed,
+   and the gradients it gives a tiny ``UNet2DModel``.
 3. :func:`check_save_atomically`: a safetensors save that never leaves a broken file (a temporary file
    in the same folder, then ``os.replace``), under a simulated failure half-way through the write.
 4. :func:`check_epoch_starts`: the random start frame of each clip in an epoch, seeded by (seed, epoch).
+5. :func:`check_ema_memory`: a prediction of how many EMA updates it takes until the starting weights'
+   share of the average falls to a given fraction, against the count measured by running
+   :func:`course_lib.training.update_ema`.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from course_lib.checks.harness import (
     worst_difference,
 )
 
-__all__ = ["check_model_range", "check_training_loss", "check_save_atomically", "check_epoch_starts"]
+__all__ = ["check_model_range", "check_training_loss", "check_save_atomically", "check_epoch_starts",
+           "check_ema_memory"]
 
 
 def _dtype_name(value: Any) -> str:
@@ -115,7 +119,7 @@ def _check_to_pixels(title: str, fn: Callable[[Any], Any], case: str, x: Any) ->
         level = (xs + 1.0) / 2.0 * 255.0
         inside = (level >= 0) & (level <= 255)
         wrong = array != want
-        hint = "grey level = (x + 1) / 2 * 255, clamped to [0, 255], rounded to the nearest whole number."
+        hint = "undo to_model_range: map -1 … 1 back to 0 … 255, then keep the levels inside [0, 255] and round them."
         if not wrong[inside].any():
             hint = ("the values outside [-1, 1] are wrong: the model's outputs overshoot, and converting a negative "
                     "or > 255 value to uint8 wraps around. Clamp first: x.clamp(-1, 1) (or the levels to [0, 255]).")
@@ -225,7 +229,36 @@ def _loss_variants(unet: Any, x0: Any, scheduler: Any, seed: int) -> list[tuple[
                          "num_train_timesteps itself.")))
         out.append((float(F.mse_loss(unet(x0, t).sample, noise)),
                     "the UNet must see the noisy images: noisy = scheduler.add_noise(x0, noise, t)."))
+        noisy = scheduler.add_noise(x0, noise, t)
+        out.append((float(F.mse_loss(unet(noisy, t.float() / n).sample, noise)),
+                    ("the UNet is told another noise level than the one added: add_noise used the integer timestep t "
+                     "(0 .. T-1), and this UNet's timestep embedding was trained on that same t. t / T (the [0, 1) "
+                     "convention of lesson 05's v-diffusion) tells it every image is almost clean. Pass t itself.")))
+        out.append((float(F.mse_loss(unet(noisy, n - 1 - t).sample, noise)),
+                    ("the UNet is told T - 1 - t, the sampler's countdown, not the timestep the noise was added at: "
+                     "pass t itself.")))
     return out
+
+
+def _require_repeatable(title: str, fn: Callable[..., Any], case: str, unet: Any, x0: Any, scheduler: Any,
+                        seed: int, value: float) -> None:
+    """Fail if ``fn`` gives another loss for the same generator seed once the global RNG has moved on."""
+    __tracebackhide__ = True
+    import torch
+
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed + 1000)
+        again = call_answer(title, fn, case, unet, x0.clone(), scheduler, torch.Generator().manual_seed(seed),
+                            signature="fn(unet, x0, scheduler, generator) -> loss")
+    again_value = float(again.detach()) if isinstance(again, torch.Tensor) else float(again)
+    if not math.isclose(again_value, value, rel_tol=1e-6, abs_tol=1e-8):
+        raise ExerciseFailed(
+            title, f"on case {case}, the same generator seed gave two different losses ({value:.6f}, then "
+                   f"{again_value:.6f}): something in your loss draws from the global RNG.",
+            "look at the target of the MSE: the UNet is asked for the noise that was ADDED to x0 (the `noise` you "
+            "drew from generator and passed to add_noise), not for a fresh draw such as torch.randn_like(x0), "
+            "which it can never predict.",
+        )
 
 
 def check_training_loss(fn: Callable[[Any, Any, Any, Any], Any]) -> None:
@@ -274,7 +307,8 @@ def check_training_loss(fn: Callable[[Any, Any, Any, Any], Any]) -> None:
         if any(p.grad is not None for p in unet.parameters()):
             raise ExerciseFailed(
                 title, f"on case {case}, your function already called backward: the UNet has gradients.",
-                "return the loss and let the training loop call loss.backward() (once, with no argument).",
+                ("return the loss and let the training loop call loss.backward() (once, with no argument: "
+                 "loss.backward(loss) would also multiply every gradient by the loss)."),
             )
         if not isinstance(got, torch.Tensor):
             hint = "return the loss tensor that F.mse_loss gives you."
@@ -296,8 +330,10 @@ def check_training_loss(fn: Callable[[Any, Any, Any, Any], Any]) -> None:
                         "uninterrupted one.")
             raise ExerciseFailed(title, f"on case {case}, the generator was not used as the reference uses it.", hint)
         value, ref = float(got.detach()), float(want.detach())
+        _require_repeatable(title, fn, case, unet, x0, scheduler, seed, value)
         if not math.isclose(value, ref, rel_tol=1e-5, abs_tol=1e-7):
-            hint = "t, then noise, from generator; noisy = scheduler.add_noise(x0, noise, t); MSE(unet(noisy, t).sample, noise)."
+            hint = ("follow the lesson's training step in order: t, then the noise, both from generator; the noisy "
+                    "images at t from the scheduler; then what should the UNet's output be compared with?")
             for wrong, why in _loss_variants(unet, x0, scheduler, seed):
                 if math.isclose(value, wrong, rel_tol=1e-5, abs_tol=1e-7):
                     hint = why
@@ -599,3 +635,101 @@ def check_epoch_starts(fn: Callable[[Any, int, int, int], Any]) -> None:
             )
     print_passed(title, f"4 cases in range (a clip exactly x_res long starts at 0); repeatable; epochs and seeds differ; "
                    f"every start occurs over {n_epochs} epochs")
+
+
+# ----------------------------------------------------------------------------- 5. EMA memory
+
+# (decay, fraction) cases: the lesson's two settings first, then a window, a half-life and a slow decay.
+_EMA_CASES = [(0.9, 0.01), (0.99, 0.01), (0.99, math.exp(-1.0)), (0.999, 0.5), (0.95, 0.05), (0.998, 0.1)]
+
+
+def _measured_steps_to_forget(decay: float, fraction: float, max_steps: int = 1_000_000) -> int:
+    """How many EMA updates until the starting weights' share of the average is at most ``fraction``.
+
+    Measured, not computed: a one-weight EMA starts at 1 (the base model's weight) and is updated with
+    :func:`course_lib.training.update_ema` towards a model whose weight is 0, until it is ``<= fraction``.
+    Its value after ``n`` updates is exactly the share of the starting weights left in the average.
+    """
+    import torch
+
+    from course_lib.training import update_ema
+    from course_lib.validate import CourseInputError, check_number
+
+    check_number(decay, "decay", 0, 1, high_open=True)
+    check_number(fraction, "fraction", 0, 1, low_open=True, high_open=True)
+    model = torch.nn.Linear(1, 1, bias=False).double().requires_grad_(False)
+    ema = torch.nn.Linear(1, 1, bias=False).double().requires_grad_(False)
+    model.weight.fill_(0.0)
+    ema.weight.fill_(1.0)
+    steps = 0
+    while float(ema.weight) > fraction:
+        if steps >= max_steps:
+            raise CourseInputError(f"decay={decay}, fraction={fraction}: more than {max_steps} updates; "
+                                   "choose a decay further from 1 or a larger fraction.")
+        update_ema(ema, model, decay)
+        steps += 1
+    return steps
+
+
+def _ema_prediction(title: str, fn: Callable[[float, float], Any], decay: float, fraction: float) -> float:
+    """The learner's predicted number of steps for one case, as a finite number."""
+    __tracebackhide__ = True
+    case = f"decay={decay:g}, fraction={fraction:.4g}"
+    got = call_answer_with_hint(
+        title, fn, case, decay, fraction, signature="steps_to_forget(decay, fraction) -> number of steps",
+        hint="work with plain Python floats: math.log (or np.log) of decay and of fraction.",
+    )
+    value = to_numpy(title, got, f"your prediction for {case}")
+    if value.size != 1:
+        raise ExerciseFailed(title, f"for {case}, expected one number of steps, got shape {value.shape}.",
+                             "return a single number.")
+    value = float(value.reshape(()))
+    if not math.isfinite(value):
+        raise ExerciseFailed(title, f"for {case}, your prediction is {value}.",
+                             "ln(decay) is negative and never 0 for a decay below 1: check what you divide by.")
+    return value
+
+
+def _ema_hint(decay: float, fraction: float, got: float, want: int) -> str:
+    """The hint for a wrong prediction: the usual wrong formulas first, then a push in the right direction."""
+    window = 1.0 / (1.0 - decay)
+    near = lambda x: math.isclose(got, x, rel_tol=0.02, abs_tol=0.5)  # noqa: E731
+    if near(window):
+        return (f"{window:.0f} steps is the window 1/(1 - decay): after it, a weight's share has fallen to about "
+                f"1/e ≈ 37%, whatever fraction you were asked about. How many windows until it is {fraction:.3g}?")
+    if got < 0 or near(-want):
+        return "a number of steps is positive: ln(decay) and ln(fraction) are both negative."
+    if near(-math.log10(fraction) * window) or near(-math.log2(fraction) * window):
+        return ("the approximation ln(decay) ≈ -(1 - decay) holds for the natural logarithm only: use math.log, "
+                "or the same base on top and bottom of a ratio of logarithms.")
+    if near(math.log(1.0 - fraction) / math.log(decay)):
+        return (f"that is when the share has fallen BY {fraction:.3g} (to {1 - fraction:.3g}); the question is when it "
+                f"has fallen TO {fraction:.3g}.")
+    return ("unroll the update: the starting weights' share is 1 before any update, decay after one, decay * decay "
+            "after two... Which n first brings it to the fraction or below?")
+
+
+def check_ema_memory(steps_to_forget: Callable[[float, float], Any]) -> None:
+    """Check a prediction ``steps_to_forget(decay, fraction)`` against the EMA's measured memory.
+
+    The EMA of training (``ema = decay * ema + (1 - decay) * weights``, :func:`course_lib.training.update_ema`)
+    starts as a copy of the base model. The learner predicts after how many updates the base model's
+    share of the average has fallen to ``fraction`` or below; the check measures it for six cases
+    (running ``update_ema`` on a one-weight model) and accepts predictions within a step or 6 % (so the
+    approximation ``ln(1 / fraction) / (1 - decay)``, close for decays near 1, passes too).
+    """
+    __tracebackhide__ = True
+    title = "How long the EMA remembers"
+    need_callable(steps_to_forget, "steps_to_forget", "check_ema_memory(steps_to_forget)")
+    rows = []
+    for decay, fraction in _EMA_CASES:
+        got = _ema_prediction(title, steps_to_forget, decay, fraction)
+        want = _measured_steps_to_forget(decay, fraction)
+        if abs(got - want) > max(1.0, 0.06 * want):
+            raise ExerciseFailed(
+                title, f"for decay={decay:g}, fraction={fraction:.4g} you predicted {got:.4g} steps; running the EMA "
+                       f"took {want} updates to bring the base model's share to {fraction:.4g} or below.",
+                _ema_hint(decay, fraction, got, want),
+            )
+        rows.append(f"{decay:g} -> {fraction:.3g}: {want}")
+    print_passed(title, "predictions match the measured EMA (decay -> fraction: updates): " + "; ".join(rows))

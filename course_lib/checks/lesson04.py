@@ -1,9 +1,17 @@
 """Checks for lesson 04's exercises (MusicGen); re-exported by :mod:`course_lib.checks`.
 
 1. :func:`check_audio_seconds`: how many seconds of audio ``max_new_tokens`` give (the delay frames).
-2. :func:`check_delay_pattern`: lay codes (codebooks, frames) out in MusicGen's delay pattern.
-3. :func:`check_guidance`: classifier-free guidance on logits.
-4. :func:`check_remove_padding`: what ``processor.batch_decode(..., padding_mask=...)`` does.
+2. :func:`check_decoding_steps`: predict the decoder steps of three codebook patterns (delay, flattening,
+   parallel); the truth is counted on the patterns laid out.
+3. :func:`check_delay_pattern`: lay codes (codebooks, frames) out in MusicGen's delay pattern (the
+   exercise gives a broken version to fix).
+4. :func:`check_output_samples`: predict how many samples ``generate`` returns; the truth is measured on
+   the model.
+5. :func:`check_guidance`: classifier-free guidance on logits.
+6. :func:`check_remove_padding`: what ``processor.batch_decode(..., padding_mask=...)`` does.
+
+Hints point the way first (what to look at); a formula comes only once the check has recognised
+the mistake.
 """
 
 from __future__ import annotations
@@ -23,7 +31,14 @@ from course_lib.checks.harness import (
     worst_difference,
 )
 
-__all__ = ["check_audio_seconds", "check_delay_pattern", "check_guidance", "check_remove_padding"]
+__all__ = [
+    "check_audio_seconds",
+    "check_decoding_steps",
+    "check_delay_pattern",
+    "check_output_samples",
+    "check_guidance",
+    "check_remove_padding",
+]
 
 
 def check_audio_seconds(fn: Callable[[int, int, int], float]) -> None:
@@ -46,7 +61,7 @@ def check_audio_seconds(fn: Callable[[int, int, int], float]) -> None:
             raise ExerciseFailed(title, f"on case {case}, expected a number of seconds, got {got!r}.") from err
         want = (steps - books + 1) / rate
         if not math.isclose(seconds, want, rel_tol=1e-9, abs_tol=1e-9):
-            hint = "each codebook k starts k steps late, so the last num_codebooks - 1 steps do not finish a frame."
+            hint = "each codebook k starts k steps late: how many of the last steps still leave a frame unfinished?"
             if math.isclose(seconds, steps / rate, rel_tol=1e-9):
                 hint = "that is the nominal length max_new_tokens / frame_rate; subtract the delay frames first."
             elif math.isclose(seconds, (steps - books) / rate, rel_tol=1e-9):
@@ -61,6 +76,66 @@ def _reference_delay(codes: np.ndarray, pad: int) -> np.ndarray:
     for book in range(k):
         out[book, book : book + t] = codes[book]
     return out
+
+
+STEP_FRAMES = 250  # 5 s at 50 frames per second
+STEP_CODEBOOKS = 4
+_PATTERNS = ("delay", "flatten", "parallel")
+
+
+def _count_steps(frames: int, codebooks: int) -> dict[str, int]:
+    """Decoder steps of each pattern, counted on the layouts: one column of the layout is one step."""
+    codes = np.arange(frames * codebooks).reshape(codebooks, frames)
+    flattened = codes.T.reshape(1, -1)  # frame by frame, codebook by codebook: one code per step
+    return {
+        "delay": _reference_delay(codes, -1).shape[1],
+        "flatten": flattened.shape[1],
+        "parallel": codes.shape[1],  # all codebooks of a frame in one step, no delay
+    }
+
+
+def check_decoding_steps(predicted: Any) -> None:
+    """Check ``predicted = {"delay": n, "flatten": n, "parallel": n}``: decoder steps for 5 s of 4 codebooks.
+
+    :data:`STEP_FRAMES` frames of :data:`STEP_CODEBOOKS` codebooks. The truth is counted on the
+    three layouts built here: the delay pattern (codebook k shifted k steps), flattening (one code per
+    step) and the parallel pattern (every codebook of a frame at once). Each wrong number gets a hint.
+    """
+    __tracebackhide__ = True
+    title = "Decoding steps of three codebook patterns"
+    if not isinstance(predicted, dict):
+        raise ExerciseFailed(title, f"expected the dict steps, got {type(predicted).__name__}.",
+                             "keep the cell's dict steps and fill in its values.")
+    missing = [k for k in _PATTERNS if predicted.get(k) is None]
+    if missing:
+        raise ExerciseFailed(title, f"not answered yet: no prediction for {', '.join(missing)}.",
+                             "write a whole number for each pattern, e.g. steps['delay'] = ..., then run this check again.")
+    for name in _PATTERNS:
+        value = predicted[name]
+        whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole or value < 0:
+            raise ExerciseFailed(title, f"{name}: expected a whole number of steps, got {value!r}.")
+    truth = _count_steps(STEP_FRAMES, STEP_CODEBOOKS)
+    t, k = STEP_FRAMES, STEP_CODEBOOKS
+    for name in _PATTERNS:
+        got = int(predicted[name])
+        if got == truth[name]:
+            continue
+        if name == "delay":
+            hint = ("draw it small: 3 frames of 2 codebooks, codebook 1 one step late. When does the last codebook "
+                    "write the last frame's code?")
+            if got == t:
+                hint = "that is the parallel pattern's count; with the delay the last codebook starts K - 1 steps late."
+            elif got == t + k:
+                hint = "off by one: codebook 0 has no delay, so the last codebook is K - 1 steps late, not K."
+        elif name == "flatten":
+            hint = "flattening writes one code per step: how many codes do T frames of K codebooks hold?"
+        else:
+            hint = "the parallel pattern writes every codebook of a frame in the same step, with no delay."
+        raise ExerciseFailed(title, f"{name}: you predicted {got} steps for T = {t} frames and K = {k} codebooks; "
+                                    f"counted on the layout: {truth[name]}.", hint)
+    print_passed(title, f"T = {t}, K = {k}: delay {truth['delay']}, flatten {truth['flatten']}, "
+                        f"parallel {truth['parallel']} steps")
 
 
 def check_delay_pattern(fn: Callable[[np.ndarray, int], Any]) -> None:
@@ -82,7 +157,10 @@ def check_delay_pattern(fn: Callable[[np.ndarray, int], Any]) -> None:
         got = to_numpy(title, call_answer(title, fn, case, codes.copy(), pad, signature=signature), "your result")
         want = _reference_delay(codes, pad)
         if got.shape != want.shape:
-            hint = "there are frames + num_codebooks - 1 steps: the last codebook finishes num_codebooks - 1 steps late."
+            hint = "how many steps until the last codebook has written its last code? Codebook 0 has no delay."
+            if got.shape == (want.shape[0], want.shape[1] + 1):
+                hint = ("one step too many: codebook k is k steps late, so the last one (k = K - 1) ends at step "
+                        "T + K - 2, and there are T + K - 1 steps.")
             raise ExerciseFailed(title, f"on case {case}, expected shape {want.shape}, got {got.shape}.", hint)
         if not np.array_equal(got, want):
             hint = "codebook k is shifted right by k steps; everything else is pad."
@@ -92,6 +170,73 @@ def check_delay_pattern(fn: Callable[[np.ndarray, int], Any]) -> None:
                 title, f"on case {case}, expected\n{want}\ngot\n{got.astype(np.int64)}", hint
             )
     print_passed(title, "5 cases, 1 to 8 codebooks")
+
+
+SAMPLE_NEW_TOKENS = 30  # steps in the output-length exercise
+SAMPLE_PROMPT_SECONDS = 0.5  # its audio prompt
+
+
+def check_output_samples(predicted: Any, mg: Any) -> None:
+    """Check ``predicted = {"text only": n, "with prompt": n}``: samples ``generate`` returns, measured on ``mg``.
+
+    Both runs use ``max_new_tokens=SAMPLE_NEW_TOKENS``; the second continues a silent audio prompt of
+    ``SAMPLE_PROMPT_SECONDS`` seconds. ``mg`` is a :class:`course_lib.musicgen.MusicGen` (the lesson's
+    model); the check generates both and counts the samples, so the truth is whatever the model does.
+    """
+    __tracebackhide__ = True
+    import torch
+
+    from course_lib.musicgen import MusicGen
+
+    title = "How many samples does generate return?"
+    if not isinstance(mg, MusicGen):
+        raise ExerciseFailed(title, f"mg: expected the lesson's MusicGen (musicgen.load_musicgen()), got {type(mg).__name__}.",
+                             "run the cell that loads mg first, and pass it: check_output_samples(samples, mg).")
+    runs = ("text only", "with prompt")
+    if not isinstance(predicted, dict):
+        raise ExerciseFailed(title, f"expected the dict samples, got {type(predicted).__name__}.",
+                             "keep the cell's dict samples and fill in its values.")
+    missing = [k for k in runs if predicted.get(k) is None]
+    if missing:
+        raise ExerciseFailed(title, f"not answered yet: no prediction for {', '.join(repr(m) for m in missing)}.",
+                             "write a whole number of samples for each run, then run this check again.")
+    for name in runs:
+        value = predicted[name]
+        whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole or value < 0:
+            raise ExerciseFailed(title, f"{name!r}: expected a whole number of samples, got {value!r}.")
+    n = SAMPLE_NEW_TOKENS
+    prompt = np.zeros(int(SAMPLE_PROMPT_SECONDS * mg.sample_rate), dtype=np.float32)
+    measured = {}
+    with torch.no_grad():
+        for name, kwargs in (("text only", {"text": ["lo-fi piano"]}),
+                             ("with prompt", {"text": ["lo-fi piano"], "audio": [prompt], "sampling_rate": mg.sample_rate})):
+            inputs = mg.processor(**kwargs, padding=True, return_tensors="pt").to(mg.device)
+            torch.manual_seed(0)
+            values = mg.model.generate(**inputs, max_new_tokens=n, do_sample=True, guidance_scale=1.0)
+            measured[name] = int(values.shape[-1])
+    hop, k = mg.hop_length, mg.num_codebooks
+    prompt_frames = len(prompt) // hop
+    for name in runs:
+        got = int(predicted[name])
+        if got == measured[name]:
+            continue
+        frames = got / hop
+        hint = (f"one frame is sample_rate / frame_rate = {hop} samples; count the frames first: how many do "
+                f"{n} steps finish, and what does the prompt add?")
+        if name == "text only" and got == n * hop:
+            hint = (f"that is {n} whole frames; codebook k runs k steps late, so the last {k - 1} steps finish no "
+                    "frame.")
+        elif name == "with prompt" and got in (measured["text only"], n * hop):
+            hint = (f"the prompt is re-encoded into {prompt_frames} frames and comes back in the output, "
+                    "before the continuation.")
+        elif name == "with prompt" and got == len(prompt) + n * hop:
+            hint = f"the prompt comes back whole, but the {k - 1} delay steps still finish no frame."
+        elif got % hop:
+            hint = f"{got} samples is {frames:.2f} frames: the output is always a whole number of {hop}-sample frames."
+        raise ExerciseFailed(title, f"{name!r}: you predicted {got} samples; generate returned {measured[name]}.", hint)
+    print_passed(title, f"{n} new steps: {measured['text only']} samples alone, {measured['with prompt']} after a "
+                        f"{SAMPLE_PROMPT_SECONDS} s prompt (measured)")
 
 
 def check_guidance(fn: Callable[[Any, Any, float], Any]) -> None:

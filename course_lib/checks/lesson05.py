@@ -2,12 +2,17 @@
 
 1. :func:`check_v_target`: the v-objective's target ``v = alpha * noise - beta * x0``.
 2. :func:`check_denoise`: from a noisy clip and a predicted ``v`` back to the clean clip and the noise.
-3. :func:`check_sampler_step`: one deterministic (DDIM-style) step of the v-sampler.
-4. :func:`check_to_24bit`: float samples to 24-bit PCM integers, as a WAV file for a DAW stores them.
+3. :func:`check_sampler_step`: one deterministic (DDIM-style) step of the v-sampler (the exercise hands
+   the learner a broken step to repair).
+4. :func:`check_rms_of_v`: predict how loud the target ``v`` is at a noise level, for a clip of a given RMS;
+   the check measures it on real drum hits and fresh noise.
+5. :func:`check_guidance_guess`: which of two batches (made by :func:`guidance_mystery`) was sampled with
+   classifier-free guidance 4 rather than 1, told apart by listening or measuring.
+6. :func:`check_to_24bit`: float samples to 24-bit PCM integers, as a WAV file for a DAW stores them.
 
 The references are the formulas, in NumPy float64, written here independently of
-:mod:`course_lib.diffusion.vdiffusion`. Noise levels ``sigma`` run from 0 (clean) to 1 (pure noise), with
-``alpha = cos(sigma * pi / 2)`` and ``beta = sin(sigma * pi / 2)``.
+:mod:`course_lib.diffusion.vdiffusion`, or measurements. Noise levels ``sigma`` run from 0 (clean) to 1
+(pure noise), with ``alpha = cos(sigma * pi / 2)`` and ``beta = sin(sigma * pi / 2)``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,15 @@ from course_lib.checks.harness import (
     worst_difference,
 )
 
-__all__ = ["check_v_target", "check_denoise", "check_sampler_step", "check_to_24bit"]
+__all__ = [
+    "check_v_target",
+    "check_denoise",
+    "check_sampler_step",
+    "check_rms_of_v",
+    "guidance_mystery",
+    "check_guidance_guess",
+    "check_to_24bit",
+]
 
 _SIGMA_HINT = (
     "sigma is a tensor (B,) with one noise level per clip: reshape the angles to (B, 1, 1), e.g. "
@@ -90,7 +103,8 @@ def check_v_target(fn: Callable[[Any, Any, Any], Any]) -> None:
                 (np.cos(s) * n - np.sin(s) * c, "the angle is sigma * pi / 2 (sigma = 1 is a quarter turn), not sigma."),
                 (np.sqrt(1 - s) * n - np.sqrt(s) * c, ("v-diffusion uses the angles alpha = cos(sigma * pi / 2), "
                                                        "beta = sin(sigma * pi / 2), not square roots of sigma.")),
-            ], "v = cos(sigma * pi / 2) * noise - sin(sigma * pi / 2) * x0, per clip.")
+            ], "try your function at the ends first: at sigma = 0 v must be the noise, at sigma = 1 it must be "
+               "-x0. In between: v = cos(sigma * pi / 2) * noise - sin(sigma * pi / 2) * x0, per clip.")
             raise ExerciseFailed(title, f"on case {case}: {worst_difference(array, want)}.", hint)
     print_passed(title, "3 cases: mixed levels, stereo, and sigma 0 and 1")
 
@@ -141,7 +155,9 @@ def check_denoise(fn: Callable[[Any, Any, Any], Any]) -> None:
         ]:
             array = tensor_result(title, value, f"{case} ({what})", want)
             if not all_close(array, want, DIFFUSION_ATOL, DIFFUSION_RTOL):
-                hint = diagnose(array, wrong, "rotate back: x0 = alpha * x_sigma - beta * v, noise = beta * x_sigma + alpha * v.")
+                hint = diagnose(array, wrong, "put x_sigma = alpha * x0 + beta * noise and v = alpha * noise - beta * x0 "
+                                              "into your formula: it must give x0 (and the noise) back exactly. v is a "
+                                              "rotation of (x0, noise) by the angle sigma * pi / 2: rotate back.")
                 raise ExerciseFailed(title, f"on case {case}, {what}: {worst_difference(array, want)}.", hint)
     print_passed(title, "3 cases; the true v gives back the true clip and noise, an imperfect v follows the same formulas")
 
@@ -152,7 +168,8 @@ def check_sampler_step(fn: Callable[[Any, Any, float, float], Any]) -> None:
     ``sigma`` and ``sigma_next`` are floats (one level for the whole batch, as in sampling), with
     ``sigma_next < sigma``. Estimate the clean clip and the noise from ``v`` (exercise 2), then
     mix them at the new level: ``x_next = alpha_next * x0_hat + beta_next * noise_hat``. The last
-    step (``sigma_next = 0``) must return ``x0_hat``.
+    step (``sigma_next = 0``) must return ``x0_hat``. The exercise starts from a broken step whose
+    estimates swap alpha and beta; the check recognises it (and the other usual slips).
     """
     __tracebackhide__ = True
     import torch
@@ -179,13 +196,147 @@ def check_sampler_step(fn: Callable[[Any, Any, float, float], Any]) -> None:
         array = tensor_result(title, got, case, want)
         if not all_close(array, want, DIFFUSION_ATOL, DIFFUSION_RTOL):
             hint = diagnose(array, [
+                (an * (b * xx - a * vv) + bn * (a * xx + b * vv),
+                 "that is still the broken step. Feed it the true v of a known clip at sigma = 0.2 and at 0.5: "
+                 "where does its x0_hat give the clip back, and where not? When the clip is almost clean "
+                 "(sigma near 0), which of alpha and beta is near 1, and which term of x0_hat should dominate?"),
                 (x0_hat, "that is the clean estimate; the step puts it back at the lower level sigma_next."),
                 (a * x0_hat + b * noise_hat, "mix at the NEW level: alpha_next = cos(sigma_next * pi / 2), and beta_next."),
                 (an * x0_hat + bn * (b * xx - a * vv), "noise_hat = beta * x + alpha * v (check the sign)."),
                 (an * (a * xx + b * vv) + bn * noise_hat, "x0_hat = alpha * x - beta * v (check the sign)."),
-            ], "x0_hat = a*x - b*v, noise_hat = b*x + a*v (a, b at sigma); x_next = a'*x0_hat + b'*noise_hat (at sigma_next).")
+            ], "fed the true v of a clip x0 and noise, a right step lands exactly on alpha_next * x0 + beta_next * noise; "
+               "test yours that way: first the estimates of x0 and the noise at sigma, then mix them at sigma_next.")
             raise ExerciseFailed(title, f"on case {case}: {worst_difference(array, want)}.", hint)
     print_passed(title, "4 steps from pure noise to the last step; the last returns the clean estimate")
+
+
+# ----------------------------------------------------------------------------- predict: how loud is v?
+
+def _measured_rms_of_v(x0: np.ndarray, sigma: float, seed: int) -> float:
+    """RMS of ``v = alpha * noise - beta * x0`` for one clip, averaged over 4 fresh noise draws."""
+    rng = np.random.default_rng(seed)
+    a, b = math.cos(sigma * math.pi / 2), math.sin(sigma * math.pi / 2)
+    noise = rng.standard_normal((4, x0.size))
+    return float(np.sqrt(np.mean((a * noise - b * x0[None, :]) ** 2)))
+
+
+def check_rms_of_v(fn: Callable[[float, float], Any]) -> None:
+    """Check ``fn(clip_rms, sigma) -> float``: the learner's prediction of the RMS of the target ``v``.
+
+    The truth is measured: real course-made drum hits (a kick, a snare, a hi-hat, a percussion hit)
+    and a unit-variance clip, at noise levels from 0 to 1, with fresh Gaussian noise; ``v`` is
+    ``alpha * noise - beta * x0``. A prediction passes within 3 % of every measurement. The
+    answer ``sqrt(alpha² + beta² * clip_rms²)`` follows from the noise being independent of the
+    clip, so their powers add; the hints lead there from the two ends.
+    """
+    __tracebackhide__ = True
+    import torch
+
+    from course_lib.drums import real_drums
+
+    title = "Predict the size of v"
+    need_callable(fn, "fn", "check_rms_of_v(rms_of_v)")
+    signature = "fn(clip_rms, sigma) -> float"
+    hits, _ = real_drums(1, seed=5)
+    names = ["kick", "snare", "hi-hat", "percussion"]
+    clips = [(name, hit.numpy().astype(np.float64)) for name, hit in zip(names, hits)]
+    clips.append(("unit-variance noise", np.random.default_rng(55).standard_normal(hits.shape[1])))
+    sigmas = [0.0, 1.0, 0.25, 0.5, 0.75, 0.9]            # the two ends are judged first
+    misses: dict[str, list[str]] = {"clean": [], "noise": [], "between": []}
+    rows: list[tuple[float, float, float, float]] = []    # (clip_rms, sigma, predicted, measured)
+    for k, (name, x0) in enumerate(clips):
+        clip_rms = float(np.sqrt(np.mean(x0 ** 2)))
+        for j, sigma in enumerate(sigmas):
+            case = f"a {name} of RMS {clip_rms:.3f} at sigma = {sigma:g}"
+            got = call_answer_with_hint(title, fn, case, clip_rms, sigma, signature=signature,
+                                        hint="clip_rms and sigma are Python floats: math.cos, math.sin and "
+                                             "math.sqrt work on them.")
+            if isinstance(got, torch.Tensor):
+                got = got.detach().cpu().numpy()
+            value = np.asarray(got, dtype=np.float64) if isinstance(got, (int, float, np.ndarray, np.generic)) else None
+            if value is None or value.size != 1 or not np.isfinite(value).all():
+                raise ExerciseFailed(title, f"on case {case}, expected one finite number, got {got!r}.",
+                                     "return a float, e.g. math.sqrt(...).")
+            measured = _measured_rms_of_v(x0, sigma, seed=560 + 10 * k + j)
+            predicted = float(value.ravel()[0])
+            rows.append((clip_rms, sigma, predicted, measured))
+            if abs(predicted - measured) > 0.03 * measured:
+                where = "clean" if sigma == 0 else "noise" if sigma == 1 else "between"
+                misses[where].append(f"{case}: you predicted {predicted:.4g}, measured {measured:.4g}")
+    if not any(misses.values()):
+        print_passed(title, f"{len(rows)} measurements on 4 drum hits and a unit-variance clip, all within 3 %")
+        return
+    r, s = np.array([row[0] for row in rows]), np.array([row[1] for row in rows])
+    a, b = np.cos(s * math.pi / 2), np.sin(s * math.pi / 2)
+    pred = np.array([row[2] for row in rows])
+    first = (misses["clean"] or misses["noise"] or misses["between"])[0] + "."
+    for wrong, hint in [
+        (a ** 2 + b ** 2 * r ** 2, "you have the mean square of v (its power); the RMS is its square root."),
+        (a + b * r, "the ends are right, but amplitudes of independent signals do not add. Their powers (mean "
+                    "squares) do: expand mean((alpha * noise - beta * x0)²); the cross term averages to 0."),
+    ]:
+        if np.allclose(pred, wrong, rtol=0.02, atol=1e-9):
+            raise ExerciseFailed(title, first, hint)
+    if misses["clean"]:
+        raise ExerciseFailed(title, first, "at sigma = 0, alpha = 1 and beta = 0: which of the noise and the clip "
+                                           "is left in v? What is the RMS of standard Gaussian noise?")
+    if misses["noise"]:
+        raise ExerciseFailed(title, first, "at sigma = 1, alpha = 0 and beta = 1, so v = -x0: the noise is gone from "
+                                           "the target. Its RMS is then the clip's own, clip_rms: a constant size "
+                                           "holds only for clips of RMS 1.")
+    raise ExerciseFailed(title, first, "the ends are right; for the middle expand mean(v²) = mean((alpha * noise - "
+                                       "beta * x0)²). The noise is independent of the clip, so the cross term "
+                                       "averages to 0, and mean(noise²) = 1.")
+
+
+# ----------------------------------------------------------------------------- listen: which batch was guided?
+
+_GUIDANCE_SCALES = (1.0, 4.0)
+
+
+def _guided_is_a(seed: int) -> bool:
+    """Whether batch A of :func:`guidance_mystery` is the guided one (fixed by the seed)."""
+    return (int(seed) * 7919 + 3) % 2 == 1
+
+
+def guidance_mystery(model: Any, steps: int, n_per_class: int = 1, seed: int = 0) -> tuple[Any, Any, Any]:
+    """Two batches of drum hits from ``model``, one sampled with guidance 1 and one with guidance 4.
+
+    Returns ``(batch_a, batch_b, labels)``: two (N, T) tensors and their class labels (one hit of
+    each class per ``n_per_class``). Hit ``i`` of both batches starts from the same noise, so a
+    pair differs only by the guidance. Which batch is which follows from ``seed``; the exercise
+    asks the learner to tell, and :func:`check_guidance_guess` (same ``seed``) knows.
+    """
+    from course_lib.drums import generate_drums
+    from course_lib.validate import check_positive_int
+
+    seed = check_positive_int(seed, "seed", minimum=0)
+    guided_first = _guided_is_a(seed)
+    scales = _GUIDANCE_SCALES[::-1] if guided_first else _GUIDANCE_SCALES
+    batches = [generate_drums(model, n_per_class, steps=steps, guidance_scale=w, seed=seed, progress=False)
+               for w in scales]
+    return batches[0][0], batches[1][0], batches[0][1]
+
+
+def check_guidance_guess(guess: Any, seed: int = 0) -> None:
+    """Check ``guess``, ``"A"`` or ``"B"``: the batch of :func:`guidance_mystery` (with the same ``seed``)
+    that was sampled with guidance 4."""
+    __tracebackhide__ = True
+    title = "Which batch was guided?"
+    if guess is None:
+        raise ExerciseFailed(title, "not answered yet: guided_batch is still None.",
+                             "listen to the two batches, then set guided_batch = \"A\" or \"B\" and run this check again.")
+    if not isinstance(guess, str) or guess.strip().upper() not in ("A", "B"):
+        raise ExerciseFailed(title, f"expected the letter \"A\" or \"B\", got {guess!r}.",
+                             "name the batch you think was sampled with guidance 4.")
+    truth = "A" if _guided_is_a(seed) else "B"
+    if guess.strip().upper() != truth:
+        raise ExerciseFailed(
+            title, f"batch {guess.strip().upper()} was sampled with guidance 1 (plain conditional sampling).",
+            "guidance pushes every prediction away from the classless one, by 4 times the difference. Listen to "
+            "pair i of both batches (same starting noise): which one is pushed harder? Then measure it: the RMS "
+            "of each batch, or the share of samples at ±1.")
+    print_passed(title, f"batch {truth} had guidance 4")
 
 
 def check_to_24bit(fn: Callable[[Any], Any]) -> None:
@@ -225,7 +376,7 @@ def check_to_24bit(fn: Callable[[Any], Any]) -> None:
         if not np.array_equal(array.astype(np.int64), want):
             got64 = array.astype(np.int64)
             xx = x.astype(np.float64)
-            hint = "pcm = clip(round(audio * 2**23), -2**23, 2**23 - 1) as int32."
+            hint = "24-bit PCM has the levels -2**23 … 2**23 - 1: scale the audio to them, round, and keep the extremes inside."
             for wrong, why in [
                 (np.clip(np.trunc(xx * top), -top, top - 1), "round to the nearest integer (np.round), do not truncate."),
                 (np.round(xx * top), "clip to [-2**23, 2**23 - 1]: +1.0 and overshoots do not fit in 24 bits."),

@@ -1,11 +1,16 @@
 """Checks for lesson 06's exercises (the spectrogram VAE); re-exported by :mod:`course_lib.checks`.
 
-1. :func:`check_reparameterise`: ``z = mu + exp(logvar / 2) * eps``, with gradients reaching mu and logvar.
+1. :func:`check_reparameterise`: the fixed version of a broken reparameterisation,
+   ``z = mu + exp(logvar / 2) * eps``, with gradients reaching mu and logvar.
 2. :func:`check_kl_per_clip`: the closed-form KL of ``N(mu, exp(logvar))`` to ``N(0, I)``, one value per clip.
 3. :func:`check_vae_objective`: ``MSE + kl_weight * KL``, the number a VAE is trained to lower.
 4. :func:`check_interpolate`: evenly spaced codes from one latent vector to another, both ends included.
+5. :func:`check_elbo_kl_weight`: the kl_weight that makes the course's loss a Gaussian decoder's negative
+   ELBO (up to a positive factor and a constant): ``2 sigma² / n_pixels``.
+6. :func:`check_beta_prediction`: a prediction made before the β experiment, against what it measured.
 
-The references are the formulas in NumPy float64, written here independently of :mod:`course_lib.models.vae`.
+The references are the formulas in NumPy float64, written here independently of :mod:`course_lib.models.vae`;
+exercise 6's reference is the learner's own measurement.
 Codes are (B, D) tensors: B clips, D latent numbers.
 """
 
@@ -29,8 +34,16 @@ from course_lib.checks.harness import (
     to_numpy,
     worst_difference,
 )
+from course_lib.errors import CourseInputError
 
-__all__ = ["check_reparameterise", "check_kl_per_clip", "check_vae_objective", "check_interpolate"]
+__all__ = [
+    "check_reparameterise",
+    "check_kl_per_clip",
+    "check_vae_objective",
+    "check_interpolate",
+    "check_elbo_kl_weight",
+    "check_beta_prediction",
+]
 
 
 def _codes(gen: Any, b: int, d: int) -> tuple[Any, Any]:
@@ -94,7 +107,8 @@ def check_reparameterise(fn: Callable[[Any, Any, Any], Any]) -> None:
             raise ExerciseFailed(title, f"on case {case}: {worst_difference(array, want)}.", hint)
         if not isinstance(got, torch.Tensor) or not got.requires_grad:
             raise ExerciseFailed(title, f"on case {case}, no gradient reaches mu and logvar through your z.",
-                                 "stay in torch (no .detach(), .numpy() or torch.tensor(...) around the result): "
+                                 "compute z outside `with torch.no_grad():` and stay in torch (no .detach(), .numpy() or "
+                                 "torch.tensor(...) around the result): "
                                  "the trick exists so that the encoder can learn through the sample.")
         weights = torch.randn(got.shape, generator=gen)
         (got * weights).sum().backward()
@@ -158,7 +172,7 @@ def check_kl_per_clip(fn: Callable[[Any, Any], Any]) -> None:
                  "the formula uses the variance exp(logvar), not the standard deviation exp(logvar / 2)."),
                 (0.5 * (m ** 2 + np.exp(lv) - 1 + lv).sum(axis=1), "it is - logvar at the end: mu² + exp(logvar) - 1 - logvar."),
                 (0.5 * (m + np.exp(lv) - 1 - lv).sum(axis=1), "the mean enters squared: mu²."),
-            ], "kl = 0.5 * (mu² + exp(logvar) - 1 - logvar), summed over dim=1.")
+            ], "compare with the lesson's KL of N(mu, exp(logvar)) from N(0, 1) term by term; a clip's KL sums over dim=1.")
             raise ExerciseFailed(title, f"on case {case}: {worst_difference(array, want)}.", hint)
     print_passed(title, "4 cases: zero at the standard normal, random codes, latent size 128, a shifted mean")
 
@@ -187,7 +201,7 @@ def check_vae_objective(fn: Callable[[Any, Any, Any, Any, float], Any]) -> None:
         inputs = (recon, x, mu, logvar)
         copies = tuple(t.clone() for t in inputs)
         got = call_answer_with_hint(title, fn, case, *copies, weight, signature=signature,
-                              hint="torch.nn.functional.mse_loss(recon, x) + kl_weight * (your KL).mean().")
+                              hint="use torch operations on the tensors (F.mse_loss, your KL), so that the loss stays a tensor.")
         require_unchanged(title, case, inputs, copies, ("recon", "x", "mu", "logvar"))
         r, xx, m, lv = (as_numpy(t) for t in inputs)
         mse = float(((r - xx) ** 2).mean())
@@ -208,7 +222,7 @@ def check_vae_objective(fn: Callable[[Any, Any, Any, Any, float], Any]) -> None:
                 (np.asarray(mse + weight * kl.mean() / d), "the per-clip KL sums over the latent numbers; then average over clips."),
                 (np.asarray(mse - weight * kl.mean()), "add the KL: it is a penalty."),
                 (np.asarray(mse), "the objective has two terms: add kl_weight * KL."),
-            ], "loss = mean((recon - x)²) + kl_weight * mean over clips of the per-clip KL.")
+            ], "two terms, as in the lesson: a reconstruction error and the weighted KL. Which is a mean, over what?")
             raise ExerciseFailed(title, f"on case {case}: expected {float(want):.6g}, got {float(array):.6g}.", hint)
     print_passed(title, "3 cases: the lesson's weight, a large weight, and weight 0")
 
@@ -249,6 +263,141 @@ def check_interpolate(fn: Callable[[Any, Any, int], Any]) -> None:
                 (a + t_open * (b - a), "include both ends: t = k / (n - 1), e.g. torch.linspace(0, 1, n)."),
                 (b + t * (a - b), "start at z0: z0 + t * (z1 - z0)."),
                 (a + t * b, "move along the difference: z0 + t * (z1 - z0)."),
-            ], "row k = z0 + (k / (n - 1)) * (z1 - z0).")
+            ], "row 0 is z0, row n - 1 is z1, in equal steps between: what fraction of the way along is row k?")
             raise ExerciseFailed(title, f"on case {case}: {worst_difference(array, want)}.", hint)
     print_passed(title, "3 cases; both ends are the given codes and the steps are even")
+
+
+def _elbo_weight_ref(sigma: float, n_pixels: int) -> float:
+    return 2.0 * sigma ** 2 / n_pixels
+
+
+def check_elbo_kl_weight(fn: Callable[[float, int], Any]) -> None:
+    """Check ``fn(sigma, n_pixels) -> kl_weight``: the weight that makes the course's loss the negative ELBO.
+
+    With a Gaussian decoder ``p(x | z) = N(x̂(z), sigma² I)`` over ``n_pixels`` numbers, the negative
+    ELBO of one clip is ``sum (x - x̂)² / (2 sigma²) + KL + const``. The course trains on
+    ``mean (x - x̂)² + kl_weight * KL`` (mean over the n_pixels numbers). Multiplying the negative
+    ELBO by ``2 sigma² / n_pixels`` gives ``mean (x - x̂)² + (2 sigma² / n_pixels) * KL + const``, so
+    the two have the same minimiser when ``kl_weight = 2 sigma² / n_pixels``.
+    """
+    __tracebackhide__ = True
+    title = "From the ELBO to kl_weight"
+    need_callable(fn, "fn", "check_elbo_kl_weight(elbo_kl_weight)")
+    signature = "fn(sigma, n_pixels) -> kl_weight"
+    cases = [("sigma 0.1 on the lesson's 256 x 64 spectrograms", 0.1, 256 * 64),
+             ("sigma 1.0 on 100 numbers", 1.0, 100),
+             ("sigma 0.5 on 64 x 64 images", 0.5, 64 * 64)]
+    for case, sigma, n in cases:
+        got = call_answer_with_hint(title, fn, case, sigma, n, signature=signature,
+                                    hint="return a number computed from sigma and n_pixels.")
+        array = to_numpy(title, got, f"your result on case {case}")
+        if array.size != 1:
+            raise ExerciseFailed(title, f"on case {case}, expected one number, got shape {array.shape}.",
+                                 "kl_weight is a single number.")
+        value = float(array.reshape(()))
+        want = _elbo_weight_ref(sigma, n)
+        if not abs(value - want) <= 1e-6 * abs(want):
+            mistakes = [
+                (sigma ** 2 / n, "nearly: the Gaussian's exponent is (x - x̂)² / (2 sigma²); a factor 2 is missing."),
+                (2 * sigma / n, "sigma is a standard deviation; the likelihood divides by the variance."),
+                (n / (2 * sigma ** 2), "upside down: this is the factor that turns the MSE into the likelihood "
+                                       "term; kl_weight is its inverse."),
+                (1 / (2 * sigma ** 2 * n), "the 2 sigma² goes in the numerator: multiply the negative ELBO by "
+                                           "2 sigma² / n_pixels to get the MSE alone."),
+                (2 * sigma ** 2, "the course's MSE is a mean over n_pixels numbers, the ELBO's error a sum: divide "
+                                 "by n_pixels too."),
+                (2 * sigma ** 2 * n, "the MSE is the sum divided by n_pixels, so divide by n_pixels."),
+            ]
+            hint = next((h for wrong, h in mistakes if abs(value - wrong) <= 1e-6 * abs(wrong)),
+                        "write the negative ELBO as sum (x - x̂)² / (2 sigma²) + KL, then scale it until its first "
+                        "term is the mean (x - x̂)²; the factor left on KL is kl_weight.")
+            raise ExerciseFailed(title, f"on case {case}: expected {want:.6g}, got {value:.6g}.", hint)
+    print_passed(title, "3 cases; kl_weight = the factor left on KL when the ELBO's error term becomes the MSE")
+
+
+BETA_QUESTIONS = {
+    "largest_kl": ("which weight gives the largest KL per clip", "kl", max),
+    "worst_reconstruction": ("which weight gives the worst held-out reconstruction MSE", "mse", max),
+    "most_alike_reconstructions": ("which weight rebuilds different clips as the most alike pictures",
+                                   "rebuilt_spread", min),
+}
+
+
+def _measured_table(measured: Any) -> dict[float, dict[str, float]]:
+    """The experiment's results, checked: {kl_weight: {"kl", "mse", "rebuilt_spread", ...}}, two weights or more."""
+    if not isinstance(measured, dict) or len(measured) < 2:
+        raise CourseInputError("measured: expected the experiment's dict {kl_weight: {'kl': ..., 'mse': ..., "
+                               "'rebuilt_spread': ...}} with at least two weights; run the experiment cell first.")
+    table = {}
+    for weight, row in measured.items():
+        if not isinstance(row, dict) or not all(k in row for k in ("kl", "mse", "rebuilt_spread")):
+            raise CourseInputError(f"measured: the entry for {weight!r} needs 'kl', 'mse' and 'rebuilt_spread'; "
+                                   "run the experiment cell again.")
+        table[float(weight)] = {k: float(v) for k, v in row.items()}
+    return table
+
+
+def check_beta_prediction(prediction: Any, measured: Any) -> None:
+    """Compare a prediction made BEFORE the β experiment with what the experiment measured.
+
+    ``prediction`` is a dict naming one of the tried KL weights for each question of
+    :data:`BETA_QUESTIONS` (``"largest_kl"``, ``"worst_reconstruction"``, ``"most_alike_reconstructions"``);
+    ``measured`` is the experiment's ``{kl_weight: {"kl", "mse", "rebuilt_spread"}}`` (``rebuilt_spread``:
+    the standard deviation across clips of their reconstructions, averaged over pixels). Each answer
+    must be the weight the measurement picks. Optional keys are reported, not graded, when the
+    measurement has the matching column: ``"best_fd"`` (``fd``) and ``"most_varied_samples"``
+    (``sample_spread``); with few samples and steps both are too noisy to grade.
+    """
+    __tracebackhide__ = True
+    title = "Predict what the KL weight does"
+    table = _measured_table(measured)
+    weights = sorted(table)
+    names = ", ".join(f"{w:g}" for w in weights)
+    if prediction is None:
+        raise ExerciseFailed(title, "not answered yet: prediction is still None.",
+                             "fill in the dict in the answer cell (before looking at the results), run it, then "
+                             "run the experiment and this check again.")
+    if not isinstance(prediction, dict):
+        raise ExerciseFailed(title, f"prediction should be a dict, got {type(prediction).__name__}.",
+                             f"use the keys {sorted(BETA_QUESTIONS)}, each naming one of the weights {names}.")
+    missing = [k for k in BETA_QUESTIONS if k not in prediction]
+    if missing:
+        raise ExerciseFailed(title, f"prediction has no answer for {missing}.",
+                             f"give each of {sorted(BETA_QUESTIONS)} one of the weights {names}.")
+    wrong = []
+    for key, (question, column, pick) in BETA_QUESTIONS.items():
+        answer = prediction[key]
+        try:
+            answer = float(answer)
+        except (TypeError, ValueError):
+            answer = None
+        if answer is None or not any(_same_weight(answer, w) for w in weights):
+            raise ExerciseFailed(title, f"{key}: {prediction[key]!r} is not one of the weights tried ({names}).",
+                                 "name the weight itself, e.g. 1e-4.")
+        truth = pick(weights, key=lambda w: table[w][column])
+        values = ", ".join(f"{w:g}: {table[w][column]:.4g}" for w in weights)
+        if not _same_weight(answer, truth):
+            wrong.append(f"{question}: you said {answer:g}; measured {column} ({values})")
+    if wrong:
+        raise ExerciseFailed(title, "the measurement disagrees with " + "; ".join(wrong) + ".",
+                             "look at the loss: the weight multiplies the KL only. What does the optimiser do to "
+                             "the KL when it costs a lot, and what is left for the code to carry? A decoder "
+                             "whose code carries nothing can only rebuild every clip as the same picture.")
+    extra = ""
+    for key, column, pick, what in (("best_fd", "fd", min, "best prior-sample FD"),
+                                    ("most_varied_samples", "sample_spread", max, "most varied prior samples")):
+        if key in prediction and all(column in table[w] for w in weights):
+            best = pick(weights, key=lambda w: table[w][column])
+            said = prediction[key]
+            try:
+                right = _same_weight(float(said), best)
+            except (TypeError, ValueError):
+                right = False
+            extra += f"; {what} at {best:g} ({'as you said' if right else f'you said {said}'}, not graded)"
+    print_passed(title, f"{len(BETA_QUESTIONS)} predictions match the measurement{extra}")
+
+
+def _same_weight(a: float, b: float) -> bool:
+    """Two KL weights are the same setting (relative tolerance 1e-6)."""
+    return abs(a - b) <= 1e-6 * max(abs(a), abs(b))

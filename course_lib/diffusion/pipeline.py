@@ -424,7 +424,7 @@ class SpectrogramDiffusionPipeline:
         after every step (a loop). Every public way to sample (``__call__``, :meth:`continue_audio`,
         :meth:`loop`) checks its arguments and then calls this.
         """
-        from tqdm.auto import tqdm
+        from course_lib.settings import progress as progress_bar
 
         self.scheduler.set_timesteps(steps)
         timesteps = self.scheduler.timesteps
@@ -436,7 +436,7 @@ class SpectrogramDiffusionPipeline:
         else:
             x = noise.clone()
         x = self._keep_known(x, known, noise, timesteps, start_step, mask)
-        for i, t in enumerate(tqdm(timesteps[start_step:], desc="denoising", disable=not progress, leave=False)):
+        for i, t in enumerate(progress_bar(timesteps[start_step:], desc="denoising", disable=not progress, leave=False)):
             # 1. The UNet predicts the noise in x_t: eps = unet(x_t, t).
             eps = self.unet(self.scheduler.scale_model_input(x, t), t).sample
             # 2. The scheduler steps x_t -> x_{t-1} (DDIM with eta, or DDPM's ancestral step).
@@ -503,9 +503,9 @@ class SpectrogramDiffusionPipeline:
         alphas = self.scheduler.alphas_cumprod.to(self.device)
         final = torch.as_tensor(self.scheduler.final_alpha_cumprod, device=self.device)
         jump = self.scheduler.config.num_train_timesteps // steps  # as DDIMScheduler.step computes it
-        from tqdm.auto import tqdm
+        from course_lib.settings import progress as progress_bar
 
-        for t in tqdm(torch.flip(self.scheduler.timesteps, (0,)), desc="inverting", disable=not progress, leave=False):
+        for t in progress_bar(torch.flip(self.scheduler.timesteps, (0,)), desc="inverting", disable=not progress, leave=False):
             prev = int(t) - jump
             a_prev = alphas[prev] if prev >= 0 else final
             a_t = alphas[int(t)]
@@ -742,4 +742,4 @@ def _load_from_hub(repo_id: str, use_safetensors: bool | None, overrides: dict[s
 
 def _mel_config_dict(config: dict[str, Any]) -> dict[str, Any]:
     """Keep the keys ``course_lib.Mel`` knows (diffusers' Mel configs may carry extra bookkeeping keys)."""
-    return {k: v for k, v in config.items() if k in Mel._CONFIG_KEYS}
+    return {k: v for k, v in config.items() if k in Mel._CONFIG_KEYS or k == Mel._EXTRAS_KEY}

@@ -8,8 +8,10 @@ A noise level ``sigma`` in [0, 1] mixes a clean clip ``x0`` with Gaussian noise 
 
 Because (alpha, beta) is a point on the unit circle, ``x0`` and ``eps`` come back from ``x_sigma``
 and ``v`` by a rotation the other way: ``x0 = alpha * x_sigma - beta * v`` and
-``eps = beta * x_sigma + alpha * v``. Predicting ``v`` instead of ``eps`` keeps the target's size
-about the same at every noise level, which trains well at both ends.
+``eps = beta * x_sigma + alpha * v``. Neither estimate divides by ``alpha`` or ``beta``, so predicting
+``v`` stays well behaved at both ends (from a predicted ``eps``, ``x0 = (x_sigma - beta * eps) / alpha``
+blows up as ``alpha`` goes to 0). The target's size is constant only for unit-variance data: its RMS
+is ``sqrt(alpha² + beta² * RMS(x0)²)``, from 1 at sigma = 0 to the clip's RMS at sigma = 1.
 
 - :func:`v_target` is what the model learns to predict, :func:`denoise` turns a prediction back
   into estimates of the clean clip and the noise, :func:`sampler_step` takes one step down the
@@ -366,7 +368,7 @@ def sample(
 
     Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
-    from tqdm.auto import tqdm
+    from course_lib.settings import progress as progress_bar
 
     # Validate every argument once.
     config, n, length, labels, guidance_scale, eta = _check_sample_args(model, n, length, class_labels,
@@ -379,7 +381,7 @@ def sample(
     null = int(config.num_classes) if config.num_classes else None
     # Start from pure noise at sigma = 1, drawn on the CPU.
     x = torch.randn((n, int(config.in_channels), length), generator=g, dtype=torch.float32).to(device)
-    for i in tqdm(range(steps), desc="sampling", disable=not progress, leave=False):
+    for i in progress_bar(range(steps), desc="sampling", disable=not progress, leave=False):
         s, s_next = float(sigmas[i]), float(sigmas[i + 1])
         # 1. The model's velocity at sigma (with guidance: v = v_null + w (v_class - v_null)).
         v = _guided_v(model, x, s, labels, null, guidance_scale)

@@ -284,7 +284,7 @@ def fit_classifier(model: StyleClassifier, n_items: int, labels: torch.Tensor, m
     """
     import math
 
-    from tqdm.auto import tqdm
+    from course_lib.settings import progress as progress_bar
 
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -293,7 +293,7 @@ def fit_classifier(model: StyleClassifier, n_items: int, labels: torch.Tensor, m
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.1)
     gen = make_generator(seed)
     loss_ema = float("nan")
-    bar = tqdm(range(epochs), desc=desc)
+    bar = progress_bar(range(epochs), desc=desc)
     for _ in bar:
         model.train()
         order = torch.randperm(n_items, generator=gen)
