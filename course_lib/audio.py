@@ -182,6 +182,8 @@ def resample(audio: ArrayLike, orig_sr: int, new_sr: int) -> ArrayLike:
 
     Uses torchaudio's band-limited sinc interpolation, so frequencies below the new Nyquist
     keep their pitch. NumPy in gives NumPy out; a tensor in gives a tensor out.
+
+    Taught in lesson 01 (notebooks/01_spectrogram_basics.ipynb).
     """
     orig = check_sample_rate(orig_sr, "orig_sr")
     new = check_sample_rate(new_sr, "new_sr")
@@ -405,6 +407,8 @@ def play(audio: ArrayLike, sample_rate: int, normalize: bool = True, max_seconds
     ``max_seconds`` guards against embedding minutes of audio into the notebook file (each
     second of 16-bit stereo at 44.1 kHz adds about 230 kB); pass ``None`` to lift the limit.
     With ``normalize=False`` samples must already be within [-1, 1].
+
+    Taught in lesson 01 (notebooks/01_spectrogram_basics.ipynb).
     """
     from IPython.display import Audio
 
@@ -496,6 +500,8 @@ def plot_waveform(audio: ArrayLike, sample_rate: int, ax: Any = None, title: str
 
     Multichannel clips get one line per channel. Long clips are drawn as a min/max envelope so
     that plotting minutes of audio stays quick.
+
+    Taught in lesson 01 (notebooks/01_spectrogram_basics.ipynb).
     """
     import matplotlib.pyplot as plt
 
@@ -546,6 +552,8 @@ def plot_spectrogram(
     ``"mel"`` for mel bands, drawn evenly spaced and labelled with their centre frequencies
     in Hz (``fmin``, ``fmax`` and ``mel_scale`` must match how the bands were made).
     Returns the Axes.
+
+    Taught in lesson 01 (notebooks/01_spectrogram_basics.ipynb).
     """
     import matplotlib.pyplot as plt
 

@@ -67,6 +67,8 @@ def vae_generator(vae: Any, mins: Any, maxs: Any, n_iter: int = 64, temperature:
 
     A prior sample has no clip of its own, so its dB range is ``mins``/``maxs`` (numbers, or arrays
     whose median is used: pass the training clips' table). Griffin-Lim runs ``n_iter`` iterations.
+
+    Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
     """
     lo = float(np.median(np.asarray(mins, dtype=np.float64)))
     hi = float(np.median(np.asarray(maxs, dtype=np.float64)))
@@ -89,6 +91,8 @@ def diffusion_generator(pipe: Any, steps: int = 50, eta: float = 1.0, length: in
     A pipeline saved with its training scheduler (DDPM) samples with a ``DDIMScheduler`` of the same
     configuration here (``pipe`` itself is left as it is); ``eta`` is DDIM's noise (1 = stochastic).
     Griffin-Lim iterations come from the pipeline's ``mel.n_iter``.
+
+    Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
     """
     from diffusers import DDIMScheduler
 
@@ -149,6 +153,8 @@ def measure_generator(name: str, generate: Generator, n: int, real_audio: Any, j
     Returns the report and the clips (n, T). One small batch runs first, untimed, so one-off costs
     (allocations, kernel choice) do not count. ``judge``: a classifier with ``predict``, ``embed`` and
     ``classes`` (e.g. :func:`course_lib.models.classifier.load_digit_classifier`).
+
+    Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
     """
     from course_lib.settings import progress as progress_bar
 
@@ -187,6 +193,8 @@ def comparison_table(reports: list[GeneratorReport], floor: float | None = None,
     """The reports as a Markdown table; ``floor``: the FD of other real clips, shown as the best reachable.
 
     ``references``: more FD-only rows, such as real clips through each model's representation.
+
+    Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
     """
     lines = ["| model | parameters | FD to held-out (lower is better) | clips per second | classes heard |",
              "|---|---:|---:|---:|---:|"]

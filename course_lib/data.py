@@ -200,6 +200,8 @@ def make_music_dataset(styles: Sequence[str] | None = None, n_per_style: int | M
     also the seed, so ``synth.music_clip(genre, duration, sample_rate, seed=song_id)`` rebuilds
     the song), ``genre_id`` (the index in ``synth.MUSIC_STYLES``) and ``genre`` (the style name).
     Rows cycle through the styles. It is built in memory: about 2 bytes per sample.
+
+    Taught in lesson 03 (notebooks/03_fine_tuning.ipynb).
     """
     import datasets
 
@@ -435,6 +437,8 @@ def genre_table(dataset: Any) -> list[tuple[str, int, int]]:
 
     Reads only the ``genre`` and ``genre_id`` columns (no audio is decoded), so it takes
     milliseconds even on the full ``lewtun/music_genres`` split. Ties are sorted by name.
+
+    Taught in lesson 03 (notebooks/03_fine_tuning.ipynb).
     """
     _require_columns(dataset, GENRE_COLUMNS)
     counts: dict[tuple[str, int], int] = {}
@@ -445,7 +449,10 @@ def genre_table(dataset: Any) -> list[tuple[str, int, int]]:
 
 
 def format_genre_table(table: Sequence[tuple[str, int, int]]) -> str:
-    """A printable, aligned form of :func:`genre_table`'s rows, with each genre's share and a total."""
+    """A printable, aligned form of :func:`genre_table`'s rows, with each genre's share and a total.
+
+    Taught in lesson 03 (notebooks/03_fine_tuning.ipynb).
+    """
     if isinstance(table, (str, bytes)) or not isinstance(table, Sequence) or not table or not all(
             isinstance(r, tuple) and len(r) == 3 for r in table):
         raise CourseInputError(
@@ -470,6 +477,8 @@ def select_genre(dataset: Any, genre: str | int) -> Any:
 
     A ``datasets.Dataset`` gives a ``datasets.Dataset`` (``dataset.select``, no audio decoded);
     a list of rows gives a list. An unknown genre raises an error listing the genres there are.
+
+    Taught in lesson 03 (notebooks/03_fine_tuning.ipynb).
     """
     table = genre_table(dataset)
     if isinstance(genre, (int, np.integer)) and not isinstance(genre, bool):

@@ -115,6 +115,8 @@ def load_one_shot_folder(folder: str | os.PathLike, sample_rate: int = SAMPLE_RA
     WAV, FLAC, Ogg, AIFF and MP3 are read; every file is mixed to mono, resampled to
     ``sample_rate``, started at its onset, cut or padded to ``length`` samples and scaled to a peak
     of 0.8. Errors name the file and the fix (unreadable, silent, too few files).
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
     from course_lib.audio import load_audio
 
@@ -162,7 +164,10 @@ def default_model_dir() -> Path:
 
 
 def load_drum_model(folder: str | os.PathLike | None = None, device: str | torch.device | None = None) -> Any:
-    """The course-trained drum ``UNet1D`` (``checkpoints/drum-diffusion``), or one saved in ``folder``."""
+    """The course-trained drum ``UNet1D`` (``checkpoints/drum-diffusion``), or one saved in ``folder``.
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
+    """
     from course_lib.models.unet1d import UNet1D
 
     root = default_model_dir() if folder is None else folder
@@ -196,6 +201,8 @@ def generate_drums(model: Any, n_per_class: int, steps: int = 50, guidance_scale
     batches of ``batch_size`` clips; batch ``b`` draws its noise from a generator seeded with
     ``(seed, b)``, so the result depends only on the arguments. ``classes`` picks some of the
     model's classes (in that order). A stereo model's hits are mixed to mono.
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
     from course_lib.settings import progress as progress_bar
 
@@ -234,6 +241,8 @@ def evaluate_drum_model(model: Any, classifier: Any, n_per_class: int = 50, step
     - ``fd_generated``: Fréchet distance of the generated set to a held-out real set of equal size,
       ``fd_real_halves``: the distance between that real set and a second one (the yardstick: what
       sampling noise alone gives), and ``fd_ratio`` = generated / real-vs-real.
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
     from course_lib.metrics import frechet_audio_distance
 
@@ -278,6 +287,8 @@ def export_one_shots(audio: Any, folder: str | os.PathLike, names: Sequence[str]
     (44.1 kHz), peak-normalised to ``peak_db`` dBFS, ``bit_depth``-bit PCM (24 by default).
 
     ``names`` gives the file stems (default ``hit_000`` ...); returns the paths written.
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
     from course_lib.audio import peak_normalise, resample, save_wav
 

@@ -74,6 +74,8 @@ def spectral_convergence(reference_mag: Any, estimate_mag: Any) -> float | torch
 
     0 means identical magnitudes; a random-phase reconstruction of music typically scores
     around 0.5 to 0.9. Lower is better.
+
+    Taught in lesson 01 (notebooks/01_spectrogram_basics.ipynb).
     """
     ref, est = _pair(reference_mag, estimate_mag)
     energy = _sum_sq(ref)
@@ -87,6 +89,8 @@ def spectral_convergence_best_gain(reference_mag: Any, estimate_mag: Any) -> flo
     The gain ``g = <ref, est> / <est, est>`` minimises ``||ref - g est||_F``; use this when the
     estimate's overall level is arbitrary (audio rebuilt from a spectrogram image). An
     all-zero estimate gets gain 0 and scores 1.
+
+    Taught in lesson 03 (notebooks/03_fine_tuning.ipynb).
     """
     ref, est = _pair(reference_mag, estimate_mag)
     energy = _sum_sq(ref)
@@ -177,6 +181,8 @@ def frechet_audio_distance(audio_a: Any, audio_b: Any, classifier: Any = None, s
     :func:`course_lib.models.clap.load_clap_judge`. Lower means the two sets sound
     more alike; real course music against real course music of the same styles scores far below
     real music against noise.
+
+    Taught in lesson 02 (notebooks/02_audio_diffusion_pipeline.ipynb).
     """
     from course_lib.validate import check_sample_rate
 

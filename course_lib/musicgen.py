@@ -155,6 +155,8 @@ def expected_num_samples(
     Each step makes one token per codebook, but codebook ``k`` runs ``k`` steps late, so the last
     ``num_codebooks - 1`` steps finish frames only partly and are dropped: the audio holds
     ``prompt_frames + max_new_tokens - (num_codebooks - 1)`` frames of ``hop_length`` samples.
+
+    Taught in lesson 04 (notebooks/04_musicgen.ipynb).
     """
     _check_mg(mg)
     steps = check_positive_int(max_new_tokens, "max_new_tokens", minimum=mg.num_codebooks)
@@ -252,6 +254,8 @@ def delay_pattern(codes: Any, pad: int = PAD) -> np.ndarray:
     ``frames + num_codebooks - 1`` steps, and the empty places hold ``pad``. At step ``s`` the
     decoder emits codebook 0 of frame ``s``, codebook 1 of frame ``s - 1``, and so on: one
     transformer predicts all codebooks, each conditioned on the coarser ones of the same frame.
+
+    Taught in lesson 04 (notebooks/04_musicgen.ipynb).
     """
     arr = np.asarray(codes.detach().cpu() if isinstance(codes, torch.Tensor) else codes)
     if arr.ndim != 2 or arr.size == 0:
@@ -417,6 +421,8 @@ def generate(
 
     ``seed`` seeds torch right before sampling (same seed → same audio on the CPU); ``None`` leaves
     the generator alone. Settings left at ``None`` come from ``model.generation_config``.
+
+    Taught in lesson 04 (notebooks/04_musicgen.ipynb).
     """
     mg = _check_mg(mg)
     gen_kwargs = _generation_options(do_sample, guidance_scale, temperature, top_k)

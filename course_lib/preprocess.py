@@ -589,6 +589,8 @@ def preprocess_folder(
     ``[N, frame_size // 2, frames]``, ``mins`` and ``maxs`` ``[N]`` (float32), with file names
     and parameters as JSON metadata.
     Returns a summary dict (``path``, ``files``, ``skipped``, ``shape``, ``params``).
+
+    Taught in lesson 01 (notebooks/01_spectrogram_basics.ipynb).
     """
     root = check_dir(audio_dir, "audio_dir")
     if not isinstance(output_path, (str, os.PathLike)):
@@ -671,6 +673,8 @@ def load_features(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     Returns ``(features, stats)``: ``features`` is float32 ``[N, F, frames]`` and ``stats`` has
     ``files`` (names, in row order), ``mins``, ``maxs`` (float32 ``[N]``), ``params`` and
     ``skipped``. Only safetensors is read, so loading cannot run code.
+
+    Taught in lesson 01 (notebooks/01_spectrogram_basics.ipynb).
     """
     from safetensors import SafetensorError, safe_open
 

@@ -270,7 +270,10 @@ def _to_device(batch: Any, device: torch.device) -> Any:
 
 @torch.no_grad()
 def update_ema(ema_model: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """``ema = decay * ema + (1 - decay) * weights`` for every floating parameter; buffers are copied."""
+    """``ema = decay * ema + (1 - decay) * weights`` for every floating parameter; buffers are copied.
+
+    Taught in lesson 03 (notebooks/03_fine_tuning.ipynb).
+    """
     check_number(decay, "decay", 0, 1)
     for e, p in zip(ema_model.parameters(), model.parameters(), strict=True):
         e.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
@@ -824,6 +827,8 @@ def train(
     aside as ``.broken-*`` with a warning); ``resume=False`` deletes the old checkpoints and starts over.
     The global torch RNG is re-seeded from ``(seed, step)`` at every step, so dropout inside the model
     is reproducible too. Returns a ``TrainResult``; the model is left in eval mode.
+
+    Taught in lesson 03 (notebooks/03_fine_tuning.ipynb).
     """
     params = _check_train_arguments(model, loss_fn, config)
     run = _prepare_run(model, params, data, config, lr_schedule)
