@@ -211,6 +211,19 @@ def _cpu_resampler(orig: int, new: int) -> Any:
 # ----------------------------------------------------------------------------------------------
 
 
+def _riff_promised_bytes(path: Path) -> int | None:
+    """The size a WAV (RIFF) file's header promises, or None for other files and unknown sizes.
+
+    libsndfile quietly reads what is there, so a truncated WAV would load short without a word.
+    """
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[:4] != b"RIFF":
+        return None
+    size = int.from_bytes(head[4:8], "little")
+    return None if size in (0, 0xFFFFFFFF) else size + 8  # 0 / all ones: written while streaming, size unknown
+
+
 def read_frames(path: Path, name: str = "path", frames_for_rate: Any = None) -> tuple[np.ndarray, int]:
     """Read samples ``(T, C)`` float32 and the file's rate with soundfile, with the course's checks.
 
@@ -228,6 +241,12 @@ def read_frames(path: Path, name: str = "path", frames_for_rate: Any = None) -> 
         ) from exc
     if data.shape[0] == 0:
         raise CourseInputError(f"{name}: {str(path)!r} is a valid {path.suffix or 'audio'} file but holds no samples.")
+    promised = _riff_promised_bytes(path)
+    if promised is not None and promised > os.path.getsize(path):
+        raise CourseInputError(
+            f"{name}: {str(path)!r} is cut short: its header promises {promised:,} bytes but the file holds "
+            f"{os.path.getsize(path):,}, so only the first {data.shape[0]:,} samples survive. Copy or download it again."
+        )
     if not np.isfinite(data).all():
         raise CourseInputError(f"{name}: {str(path)!r} contains NaN or infinite samples; the file is damaged.")
     return data, rate

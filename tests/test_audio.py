@@ -459,3 +459,26 @@ def test_read_frames_reads_part_of_a_file_and_names_the_argument(tmp_path):
     bad.write_text("hello")
     with pytest.raises(CourseInputError, match="clip: .* could not be read as audio"):
         read_frames(bad, "clip")
+
+
+def test_a_truncated_wav_is_an_error_not_a_short_clip(tmp_path):
+    import soundfile as sf
+
+    from course_lib.audio import load_audio
+
+    whole = tmp_path / "whole.wav"
+    sf.write(str(whole), np.full(22050, 0.1, np.float32), 22050, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[:44 + 1000])       # the header still promises 22 050 samples
+    with pytest.raises(CourseInputError, match=r"cut\.wav.*cut short.*promises 44,1\d\d bytes.*first 500 samples"):
+        load_audio(cut)
+    clip, sr = load_audio(whole)
+    assert clip.shape[-1] == 22050 and sr == 22050
+
+
+def test_writing_under_a_file_names_the_file(tmp_path):
+    from course_lib.audio import save_wav
+
+    (tmp_path / "notes.txt").write_text("a file")
+    with pytest.raises(CourseInputError, match=r"notes\.txt.*is a file"):
+        save_wav(tmp_path / "notes.txt" / "clip.wav", np.zeros(100, np.float32), 22050)

@@ -370,3 +370,17 @@ def test_no_generator_follows_the_global_seed(pipe):
     torch.manual_seed(11)
     b = pipe(1, steps=2, eta=1.0, progress=False, return_audio=False)
     assert np.array_equal(a.images, b.images) and torch.equal(a.noise, b.noise)
+
+
+def test_images_to_audio_takes_arrays_lists_and_pil_images_and_refuses_others(pipe):
+    from PIL import Image
+
+    images = pipe(2, steps=2, generator=0, progress=False).images
+    expected = pipe.images_to_audio(images)
+    assert expected.shape[0] == 2 and expected.dtype == np.float32
+    assert np.array_equal(pipe.images_to_audio([images[0], images[1]]), expected)
+    assert np.array_equal(pipe.images_to_audio([Image.fromarray(im) for im in images]), expected)
+    assert np.array_equal(pipe.images_to_audio(images[0]), expected[:1])
+    for bad in ([], images.astype(np.float32), images[:, None]):
+        with pytest.raises(CourseInputError, match="images: expected uint8"):
+            pipe.images_to_audio(bad)

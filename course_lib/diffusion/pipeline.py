@@ -275,8 +275,19 @@ class SpectrogramDiffusionPipeline:
                                    f"slice={slice} is past its end.")
         return images[slice].cpu().numpy()
 
-    def images_to_audio(self, images: np.ndarray) -> np.ndarray:
-        """uint8 images (N, H, W) -> float32 audio (N, (W - 1) * hop_length) with the pipeline's Mel."""
+    def images_to_audio(self, images: Any) -> np.ndarray:
+        """uint8 images (N, H, W) (an array, or a list of PIL "L" images / arrays) -> float32 audio
+        (N, (W - 1) * hop_length) with the pipeline's Mel."""
+        if isinstance(images, (list, tuple)):
+            images = np.stack([np.asarray(im) for im in images]) if len(images) else np.zeros((0,))
+        images = np.asarray(images)
+        if images.ndim == 2:
+            images = images[None]
+        if images.ndim != 3 or images.shape[0] == 0 or images.dtype != np.uint8:
+            raise CourseInputError(
+                f"images: expected uint8 spectrogram images (N, H, W), a list of them or of PIL 'L' images, got "
+                f"{images.dtype} of shape {tuple(images.shape)}; e.g. pipe(...).images."
+            )
         width = int(images.shape[-1])
         mel = self._mel_for(width)
         if isinstance(mel, Mel):
