@@ -59,3 +59,15 @@ def test_sync_rewrites_a_stale_badge_and_setup_cell(tmp_path, monkeypatch):
     assert colab.colab_url("notebooks/09_demo.ipynb") in again.cells[0].source
     assert again.cells[1].source == colab.setup_cell_source()
     assert "09 | [A lesson]" in colab.lesson_table(tmp_path)
+
+
+def test_setup_cell_makes_torch_threads_wait_passively_before_anything_loads_torch():
+    code = (
+        "import os, sys\n"
+        "os.environ.pop('OMP_WAIT_POLICY', None)\n"
+        f"exec(compile({colab.setup_cell_source()!r}, 'setup', 'exec'))\n"
+        "assert os.environ['OMP_WAIT_POLICY'] == 'PASSIVE'\n"
+        "assert 'torch' not in sys.modules  # still unloaded: OpenMP reads the policy when torch starts\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -80,3 +80,29 @@ def test_lab_serves_the_course_notebooks(tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode is not None
+
+
+def test_lab_kernels_inherit_passive_omp_threads(monkeypatch):
+    """The launcher sets OMP_WAIT_POLICY=PASSIVE (unless the user chose a policy) before it becomes JupyterLab."""
+    from course_lib.tools import lab
+
+    seen = {}
+
+    def fake_execv(path, args):
+        seen["policy"] = os.environ.get("OMP_WAIT_POLICY")
+        raise SystemExit(0)
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(lab.os, "execv", fake_execv)
+    monkeypatch.setattr(lab.os, "chdir", lambda path: None)
+    try:
+        lab.main(["--no-browser"])
+    except SystemExit:
+        pass
+    assert seen["policy"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    try:
+        lab.main(["--no-browser"])
+    except SystemExit:
+        pass
+    assert seen["policy"] == "ACTIVE"

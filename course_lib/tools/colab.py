@@ -53,8 +53,9 @@ def setup_cell_source() -> str:
     checks that ``course_lib`` is importable (``make lab`` installs everything).
     """
     return f'''# Setup. In Colab: install the course (about a minute; Colab's torch is kept).
-# On a machine set up with `make lab` this cell does nothing.
+# On a machine set up with `make lab` it only sets how torch's threads wait (before torch loads).
 import os, sys
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle torch threads sleep, not spin: 4-10x faster on shared cores
 if "google.colab" in sys.modules and not os.path.isdir("/content/course"):
     import subprocess
     subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", "{BRANCH}",

@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cmd, url = lab_command(port=args.port, open_browser=not args.no_browser)
     print(f"JupyterLab on the course: {url}\n(stop it with Ctrl-C)", flush=True)
+    # The kernels inherit this: torch's idle OpenMP threads sleep instead of spinning, which keeps a kernel
+    # fast while another process (a second kernel, a test run) shares the cores (bench/RESULTS.md, "Threads").
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.chdir(REPO_ROOT)
     if os.name == "posix":
         # Replace this process with the server, so that stopping it stops JupyterLab itself.
