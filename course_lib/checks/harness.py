@@ -28,7 +28,7 @@ import numpy as np
 
 from course_lib.errors import CourseInputError
 
-__all__ = [
+__all__ = ["require_whole_numbers", 
     "ExerciseFailed",
     "DIFFUSION_ATOL",
     "DIFFUSION_RTOL",
@@ -298,3 +298,15 @@ def check_shape(name: str, got: Any, expected_shape: Sequence[int | None]) -> No
             hint = "the sizes are right but in another order; check your transpose/permute."
         raise ExerciseFailed(name, f"expected shape {pretty}, got {shape}.", hint)
     print_passed(name, f"shape {shape}")
+
+
+def require_whole_numbers(title: str, predicted: Any, keys: Sequence[Any], unit: str, label: str = "{}") -> None:
+    """Every ``predicted[key]`` must be a whole number >= 0 of ``unit`` (a prediction exercise's answers).
+
+    ``label`` formats a key for the message, e.g. ``"run ({})"`` or ``"{!r}"``.
+    """
+    for key in keys:
+        value = predicted[key]
+        whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole or value < 0:
+            raise ExerciseFailed(title, f"{label.format(key)}: expected a whole number of {unit}, got {value!r}.")

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from course_lib.checks.harness import (
+    require_whole_numbers,
     DIFFUSION_ATOL,
     DIFFUSION_RTOL,
     ExerciseFailed,
@@ -347,11 +348,7 @@ def check_unet_calls(predicted: Any) -> None:
     unknown = sorted(set(map(str, predicted)) - set(labels))
     if unknown:
         raise ExerciseFailed(title, f"unknown run label(s) {unknown}; the runs are {labels}.")
-    for label in labels:
-        value = predicted[label]
-        whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
-        if isinstance(value, bool) or not whole or value < 0:
-            raise ExerciseFailed(title, f"run ({label}): expected a whole number of calls, got {value!r}.")
+    require_whole_numbers(title, predicted, labels, "calls", "run ({})")
     measured = _measure_unet_calls()
     wrong = [k for k in labels if int(predicted[k]) != measured[k]]
     if wrong:

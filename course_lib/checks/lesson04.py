@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from course_lib.checks.harness import (
+    require_whole_numbers,
     ExerciseFailed,
     all_close,
     call_answer,
@@ -110,11 +111,7 @@ def check_decoding_steps(predicted: Any) -> None:
     if missing:
         raise ExerciseFailed(title, f"not answered yet: no prediction for {', '.join(missing)}.",
                              "write a whole number for each pattern, e.g. steps['delay'] = ..., then run this check again.")
-    for name in _PATTERNS:
-        value = predicted[name]
-        whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
-        if isinstance(value, bool) or not whole or value < 0:
-            raise ExerciseFailed(title, f"{name}: expected a whole number of steps, got {value!r}.")
+    require_whole_numbers(title, predicted, _PATTERNS, "steps")
     truth = _count_steps(STEP_FRAMES, STEP_CODEBOOKS)
     t, k = STEP_FRAMES, STEP_CODEBOOKS
     for name in _PATTERNS:
@@ -200,11 +197,7 @@ def check_output_samples(predicted: Any, mg: Any) -> None:
     if missing:
         raise ExerciseFailed(title, f"not answered yet: no prediction for {', '.join(repr(m) for m in missing)}.",
                              "write a whole number of samples for each run, then run this check again.")
-    for name in runs:
-        value = predicted[name]
-        whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
-        if isinstance(value, bool) or not whole or value < 0:
-            raise ExerciseFailed(title, f"{name!r}: expected a whole number of samples, got {value!r}.")
+    require_whole_numbers(title, predicted, runs, "samples", "{!r}")
     n = SAMPLE_NEW_TOKENS
     prompt = np.zeros(int(SAMPLE_PROMPT_SECONDS * mg.sample_rate), dtype=np.float32)
     measured = {}

@@ -12,8 +12,8 @@ import numpy as np
 from scipy import signal
 
 from course_lib.synth.dsp import _fade_out, _filt, _normalise
-from course_lib.synth.signals import _finish, _n_samples, _rng, _u
-from course_lib.validate import CourseInputError, check_choice, check_positive_int, check_sample_rate
+from course_lib.synth.signals import _check_dataset_request, _finish, _n_samples, _rng, _u
+from course_lib.validate import CourseInputError, check_choice, check_sample_rate
 
 __all__ = ["DIGIT_CLASSES", "digit_like_clip", "digit_dataset"]
 
@@ -282,13 +282,7 @@ def digit_dataset(n_per_class: int, seed: int = 0, sample_rate: int = 22050, dur
 
     Taught in lesson 06 (notebooks/06_spectrogram_vae.ipynb).
     """
-    n_per = check_positive_int(n_per_class, "n_per_class")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise CourseInputError(f"seed: expected a non-negative integer, got {seed!r}.")
-    if isinstance(classes, str) or not isinstance(classes, (list, tuple)) or len(classes) == 0:
-        raise CourseInputError(f"classes: expected a non-empty list drawn from {DIGIT_CLASSES}, got {classes!r}.")
-    for c in classes:
-        check_choice(c, "classes", DIGIT_CLASSES)
+    n_per = _check_dataset_request(n_per_class, seed, classes, DIGIT_CLASSES)
     sr = check_sample_rate(sample_rate)
     first = digit_like_clip(classes[0], np.random.default_rng(0), sr, duration)  # checks the duration
     audio = np.zeros((n_per * len(classes), first.shape[0]), np.float32)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from course_lib.synth.dsp import _drive, _fade_out, _filt, _normalise
-from course_lib.synth.signals import _finish, _osc, _rng, _u
+from course_lib.synth.signals import _check_dataset_request, _finish, _osc, _rng, _u
 from course_lib.validate import CourseInputError, check_choice, check_positive_int, check_sample_rate
 
 __all__ = ["DRUM_CLASSES", "PERCUSSION_VARIANTS", "kick", "snare", "hihat", "percussion", "drum_one_shot",
@@ -244,13 +244,7 @@ def drum_dataset(n_per_class: int, seed: int = 0, sample_rate: int = 44100, leng
 
     Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
-    n_per = check_positive_int(n_per_class, "n_per_class")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise CourseInputError(f"seed: expected a non-negative integer, got {seed!r}.")
-    if isinstance(classes, str) or not isinstance(classes, (list, tuple)) or len(classes) == 0:
-        raise CourseInputError(f"classes: expected a non-empty list drawn from {DRUM_CLASSES}, got {classes!r}.")
-    for c in classes:
-        check_choice(c, "classes", DRUM_CLASSES)
+    n_per = _check_dataset_request(n_per_class, seed, classes, DRUM_CLASSES)
     sr = check_sample_rate(sample_rate)
     n = check_positive_int(length, "length", minimum=16)
     shape = (n_per * len(classes), 2, n) if stereo else (n_per * len(classes), n)

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from course_lib.validate import CourseInputError, check_choice, check_number, check_sample_rate
+from course_lib.validate import CourseInputError, check_choice, check_number, check_positive_int, check_sample_rate
 
 __all__ = ["WAVEFORMS", "NOISE_KINDS", "midi_to_hz", "note_to_midi", "note_to_hz", "tone", "chirp", "chord",
            "adsr", "noise"]
@@ -41,6 +41,18 @@ def _rng(seed: Any, name: str = "seed") -> np.random.Generator:
             "(e.g. seed=0)."
         )
     return np.random.default_rng(int(seed))
+
+
+def _check_dataset_request(n_per_class: Any, seed: Any, classes: Any, known: Sequence[str]) -> int:
+    """The arguments every course-made dataset takes, checked once: returns ``n_per_class``."""
+    n_per = check_positive_int(n_per_class, "n_per_class")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise CourseInputError(f"seed: expected a non-negative integer, got {seed!r}.")
+    if isinstance(classes, str) or not isinstance(classes, (list, tuple)) or len(classes) == 0:
+        raise CourseInputError(f"classes: expected a non-empty list drawn from {tuple(known)}, got {classes!r}.")
+    for c in classes:
+        check_choice(c, "classes", tuple(known))
+    return n_per
 
 
 def _u(rng: np.random.Generator, low: float, high: float) -> float:
