@@ -720,6 +720,11 @@ def _load_folder(folder: Path, use_safetensors: bool | None, overrides: dict[str
         if not (folder / part).is_dir():
             raise CourseInputError(f"path: {str(folder)!r} has no {part}/ folder; a pipeline folder holds "
                                    "unet/, scheduler/, mel/ and model_index.json (see save_pretrained).")
+    weights = [name for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+               if (folder / "unet" / name).is_file()]
+    if not weights:  # checked here so diffusers does not go looking for pickle files first
+        raise CourseInputError(f"path: {str(folder / 'unet')!r} has no weights (diffusion_pytorch_model.safetensors "
+                               f"or .bin). {_RESTORE}")
     try:
         unet = diffusers.UNet2DModel.from_pretrained(folder / "unet", use_safetensors=use_safetensors)
     except (OSError, ValueError, RuntimeError) as error:
