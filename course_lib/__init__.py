@@ -14,6 +14,7 @@ module imports only from the layers below it (the contract is ``.importlinter``,
     models/        unet1d, vae, classifier and clap (the judges), mel_unet; base (save/load), release (shipping)
       |
     data, training                 datasets and caching; the one training loop (budgets, exact resume)
+    checkpoints                    training's checkpoints: atomic, resumable, no litter after a kill
     preprocess, mel, hub_datasets  classic preprocessing; ``Mel`` (audio <-> images); Hub datasets
     spectrogram                    batched STFT, mel filters, dB, Griffin-Lim
     audio, synth/                  load/save/resample/play/plot; course-made sound

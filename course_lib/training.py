@@ -11,20 +11,9 @@ kernel where torch has one: ``make_optimizer``), given a loss function
 - a budget: stop after ``max_steps`` optimizer steps or ``time_budget_s`` seconds, whichever first;
 - checkpoints every N steps and at the end, written atomically, and ``resume=True``.
 
-Checkpoints hold no pickle: tensors go to safetensors files, everything else to JSON::
-
-    output_dir/checkpoints/step-000120/model.safetensors      weights
-                                      ema.safetensors        EMA weights (if on)
-                                      state.safetensors      optimizer tensors, torch RNG states
-                                      state.json             step, config, losses, data position,
-                                                             optimizer hyper-parameters, Python and
-                                                             NumPy RNG states, LR schedule state
-    output_dir/latest.json                                   {"step": 120, "folder": "step-000120"}
-
-A checkpoint is first written into a hidden temporary folder, every file is flushed to disk
-(``fsync``), and only then is the folder renamed to its final name (a rename is atomic on one file
-system), after which ``latest.json`` is replaced the same way. A process killed at any moment
-therefore leaves either the old checkpoint or the new one, never half of one.
+Checkpoints (safetensors + JSON, no pickle) are written and read by :mod:`course_lib.checkpoints`,
+which explains how a save survives a kill at any moment; ``save_checkpoint``, ``load_checkpoint`` and
+``latest_checkpoint`` are re-exported here, where the lessons call them.
 
 Resuming gives exactly the run you would have had without the interruption (on the CPU, bitwise):
 every random draw of step ``s`` comes from a generator seeded with ``(seed, step)``, and the data
@@ -36,10 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
-import random
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -50,7 +36,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from course_lib.io import load_tensors, prepare_output_dir, read_json, save_tensors, write_json
+from course_lib.checkpoints import (
+    _checkpoint_folders,
+    _folder_name,
+    _prepare_dir,
+    _resume_candidates,
+    clean_leftovers,
+    delete_checkpoints,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from course_lib.settings import make_generator
 from course_lib.validate import (
     CourseInputError,
@@ -73,9 +69,6 @@ __all__ = [
 ]
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
-_CHECKPOINTS = "checkpoints"
-_LATEST = "latest.json"
-_FORMAT = 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,300 +275,6 @@ def update_ema(ema_model: torch.nn.Module, model: torch.nn.Module, decay: float)
 
 
 # --------------------------------------------------------------------------------------------
-# Checkpoints: safetensors + JSON, written atomically
-# --------------------------------------------------------------------------------------------
-
-
-def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split an optimizer ``state_dict`` into tensors (for safetensors) and a JSON-friendly rest."""
-    tensors: dict[str, torch.Tensor] = {}
-    rest: dict[str, dict[str, Any]] = {}
-    for pid, slots in state["state"].items():
-        rest[str(pid)] = {}
-        for name, value in slots.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optimizer.{pid}.{name}"] = value
-            else:
-                rest[str(pid)][name] = value
-    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in state["param_groups"]]
-    return tensors, {"state": rest, "param_groups": groups}
-
-
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
-    state: dict[int, dict[str, Any]] = {int(pid): dict(extra) for pid, extra in meta["state"].items()}
-    for key, value in tensors.items():
-        if key.startswith("optimizer."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = value
-    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]]
-    return {"state": state, "param_groups": groups}
-
-
-def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    tensors = {"rng.torch_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = s
-    py = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    meta = {
-        "python": [py[0], list(py[1]), py[2]],
-        "numpy": [kind, np.asarray(keys).tolist(), int(pos), int(has_gauss), float(cached)],
-    }
-    return tensors, meta
-
-
-def _set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    torch.set_rng_state(tensors["rng.torch_cpu"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-    py = meta["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    kind, keys, pos, gauss, cached = meta["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, gauss, cached))
-
-
-def _tensors_for_file(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # Own contiguous CPU copies: safetensors refuses shared storage (e.g. tied weights).
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file, or a folder's list of names, to disk: a rename survives a power cut only after this."""
-    if path.is_dir() and os.name != "posix":  # Windows cannot open a folder to fsync it
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _on_temp_written(tmp: Path, step: int) -> None:
-    """Called after a checkpoint's files are on disk, before they are published (a test hook)."""
-
-
-def _folder_name(step: int) -> str:
-    return f"step-{step:06d}"
-
-
-def _write_checkpoint_files(
-    folder: Path,
-    step: int,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer | None,
-    ema_model: torch.nn.Module | None,
-    lr_scheduler: Any,
-    grad_scaler: Any,
-    extra: dict[str, Any] | None,
-) -> None:
-    """Write a checkpoint's files into ``folder`` (each with :mod:`course_lib.io`) and flush them to disk."""
-    save_tensors(folder / "model.safetensors", _tensors_for_file(model.state_dict()), metadata={"step": str(step)})
-    if ema_model is not None:
-        save_tensors(folder / "ema.safetensors", _tensors_for_file(ema_model.state_dict()))
-    tensors, rng_meta = _rng_state()
-    meta: dict[str, Any] = {"format": _FORMAT, "step": step, "rng": rng_meta, "has_ema": ema_model is not None}
-    if optimizer is not None:
-        opt_tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
-        tensors.update(opt_tensors)
-    save_tensors(folder / "state.safetensors", _tensors_for_file(tensors))
-    if lr_scheduler is not None:
-        meta["lr_scheduler"] = {k: v for k, v in lr_scheduler.state_dict().items() if _is_json(v)}
-    if grad_scaler is not None and grad_scaler.is_enabled():
-        meta["grad_scaler"] = grad_scaler.state_dict()
-    meta.update(extra or {})
-    write_json(folder / "state.json", meta, indent=1)
-    for p in folder.iterdir():
-        _fsync(p)
-    _fsync(folder)
-
-
-def save_checkpoint(
-    output_dir: str | os.PathLike,
-    step: int,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    *,
-    ema_model: torch.nn.Module | None = None,
-    lr_scheduler: Any = None,
-    grad_scaler: Any = None,
-    extra: dict[str, Any] | None = None,
-    keep_last_n: int | None = None,
-) -> Path:
-    """Write ``output_dir/checkpoints/step-NNNNNN/`` atomically, then point ``latest.json`` at it.
-
-    The files go into a hidden temporary folder first, which one rename then publishes whole.
-    ``extra`` is merged into ``state.json`` (``train`` stores its config, losses and data position
-    there). ``keep_last_n`` deletes older checkpoints once the new one is published.
-    """
-    step = check_positive_int(step, "step", minimum=0)
-    root = _prepare_dir(output_dir)
-    ckpts = root / _CHECKPOINTS
-    ckpts.mkdir(exist_ok=True)
-    name = _folder_name(step)
-    final = ckpts / name
-    tmp = ckpts / f".tmp-{name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    _write_checkpoint_files(tmp, step, model, optimizer, ema_model, lr_scheduler, grad_scaler, extra)
-    _on_temp_written(tmp, step)
-
-    # Publish: one rename makes the whole folder appear at once.
-    trash = None
-    if final.exists():  # the same step saved again (e.g. the end of a run that ends on a checkpoint)
-        trash = ckpts / f".old-{name}-{os.getpid()}"
-        os.replace(final, trash)
-    os.replace(tmp, final)
-    _fsync(ckpts)
-    write_json(root / _LATEST, {"step": step, "folder": name}, indent=1)  # the pointer, replaced atomically
-    _fsync(root / _LATEST)
-    _fsync(root)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
-    if keep_last_n is not None:
-        for old in _checkpoint_folders(root)[keep_last_n:]:
-            if old != final:
-                shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def _is_json(v: Any) -> bool:
-    try:
-        json.dumps(v)
-        return True
-    except (TypeError, ValueError):
-        return False
-
-
-def _prepare_dir(output_dir: Any) -> Path:
-    """``output_dir`` created if needed (:func:`course_lib.io.prepare_output_dir`) and checked to be writable."""
-    try:
-        p = prepare_output_dir(output_dir, "output_dir")
-    except OSError as e:
-        raise CourseInputError(
-            f"output_dir: cannot create {str(output_dir)!r} ({e.strerror}); choose a folder you can write to."
-        ) from e
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise CourseInputError(f"output_dir: {str(p)!r} is not writable; choose a folder you can write to.")
-    return p
-
-
-def _checkpoint_folders(root: Path) -> list[Path]:
-    """Published checkpoint folders, newest first."""
-    ckpts = root / _CHECKPOINTS
-    if not ckpts.is_dir():
-        return []
-    found = [p for p in ckpts.iterdir() if p.is_dir() and p.name.startswith("step-") and p.name[5:].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[5:]), reverse=True)
-
-
-def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
-    """The folder ``latest.json`` points to (or the newest published one if it is missing); None if none."""
-    root = Path(output_dir)
-    pointer = root / _LATEST
-    if pointer.is_file():
-        try:
-            folder = root / _CHECKPOINTS / read_json(pointer, "latest.json")["folder"]
-            if folder.is_dir():
-                return folder
-        except (CourseInputError, KeyError, TypeError):
-            pass
-    folders = _checkpoint_folders(root)
-    return folders[0] if folders else None
-
-
-def _read_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None, dict[str, torch.Tensor], dict[str, Any]]:
-    meta = read_json(folder / "state.json", "checkpoint")
-    if not isinstance(meta, dict) or meta.get("format") != _FORMAT or not isinstance(meta.get("step"), int):
-        raise CourseInputError(f"checkpoint: {str(folder / 'state.json')!r} is not the state of a course checkpoint.")
-    weights = load_tensors(folder / "model.safetensors", "checkpoint")
-    ema = load_tensors(folder / "ema.safetensors", "checkpoint") if meta.get("has_ema") else None
-    state = load_tensors(folder / "state.safetensors", "checkpoint")
-    return weights, ema, state, meta
-
-
-def _load_into(target: Any, state: dict[str, Any], name: str, folder: Path) -> None:
-    """``target.load_state_dict(state)``; a checkpoint of another shape is a CourseInputError saying so."""
-    try:
-        target.load_state_dict(state)
-    except (RuntimeError, ValueError, KeyError) as err:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        detail = (lines[1] if len(lines) > 1 else lines[0] if lines else type(err).__name__)[:300].rstrip(".")
-        raise CourseInputError(
-            f"{name}: the checkpoint {folder.name} does not fit the model ({detail}). Build the model with the "
-            "settings of the run that saved it; to train this model from scratch instead, use another "
-            "output_dir or resume=False."
-        ) from err
-
-
-def load_checkpoint(
-    path: str | os.PathLike,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    *,
-    ema_model: torch.nn.Module | None = None,
-    restore_rng: bool = False,
-) -> dict[str, Any]:
-    """Load a checkpoint folder (or a run's ``output_dir``: its latest good checkpoint) into ``model``.
-
-    Returns the JSON state (``step``, ``config``, ``losses``, ...). If the checkpoint that
-    ``latest.json`` names is damaged, the newest readable older one is used, with a warning.
-    A checkpoint saved from a model of another shape is a ``CourseInputError`` that says so.
-    """
-    p = Path(path)
-    if not p.is_dir():
-        raise CourseInputError(f"path: {str(p)!r} is not a checkpoint folder or a training output folder.")
-    if (p / "state.json").is_file():
-        candidates = [p]
-    else:
-        candidates = _resume_candidates(p)
-        if not candidates:
-            raise CourseInputError(f"path: no checkpoint in {str(p)!r}; train with checkpoint_every set first.")
-    weights, ema, state, meta, folder = _first_good(candidates)
-    _load_into(model, weights, "model", folder)
-    if ema_model is not None:
-        if ema is None:
-            raise CourseInputError(f"ema_model: the checkpoint {folder.name} has no EMA weights (ema_decay was None).")
-        _load_into(ema_model, ema, "ema_model", folder)
-    if optimizer is not None and "optimizer" in meta:
-        _load_into(optimizer, _unflatten_optimizer(state, meta["optimizer"]), "optimizer", folder)
-    if restore_rng:
-        _set_rng_state(state, meta["rng"])
-    meta["folder"] = str(folder)
-    return meta
-
-
-def _resume_candidates(root: Path) -> list[Path]:
-    # Newest published folder first. A published folder is always complete (it is renamed into place
-    # only after its files are on disk), so one newer than latest.json (a kill between the rename and
-    # the pointer update) is the better place to resume; latest.json is the pointer for people and tools.
-    return _checkpoint_folders(root)
-
-
-def _first_good(candidates: list[Path]) -> tuple[Any, Any, Any, dict[str, Any], Path]:
-    problems = []
-    for i, folder in enumerate(candidates):
-        try:
-            weights, ema, state, meta = _read_checkpoint(folder)
-        except Exception as e:  # noqa: BLE001 - a damaged file fails in many ways (JSON, safetensors, missing)
-            problems.append(f"{folder.name}: {type(e).__name__}: {e}")
-            continue
-        if i > 0:
-            warnings.warn(
-                f"checkpoint {candidates[0].name} is unreadable ({problems[0]}); using {folder.name} instead.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return weights, ema, state, meta, folder
-    raise CourseInputError(
-        "resume: every checkpoint is unreadable: " + "; ".join(problems)
-        + ". Delete the checkpoints folder to start over, or pass resume=False."
-    )
-
-
-# --------------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------------
 
@@ -673,15 +372,16 @@ def _prepare_run(model: torch.nn.Module, params: list[torch.nn.Parameter], data:
 
 
 def _resume_or_start_over(run: _Run, resume: bool) -> None:
-    """Continue from the newest readable checkpoint (``resume=True``) or delete the old ones; then open the data."""
-    ckpts = run.root / _CHECKPOINTS
-    for leftover in ckpts.glob(".tmp-*") if ckpts.is_dir() else []:
-        shutil.rmtree(leftover, ignore_errors=True)  # a save that was interrupted before publishing
+    """Continue from the newest readable checkpoint (``resume=True``) or delete the old ones; then open the data.
+
+    First every leftover of an interrupted save is tidied, whichever process left it: a run owns its
+    output folder (``resume=False`` deletes all of it), so no other process should be saving there.
+    """
+    clean_leftovers(run.root, every_process=True)
     if resume and _resume_candidates(run.root):
         _resume(run)
-    elif not resume and ckpts.is_dir():
-        shutil.rmtree(ckpts)
-        (run.root / _LATEST).unlink(missing_ok=True)
+    elif not resume:
+        delete_checkpoints(run.root)
     run.batch_iter = run.batches.epoch(run.epoch, run.batch_in_epoch)
 
 
@@ -825,6 +525,8 @@ def train(
     With ``resume=True`` and a checkpoint in ``config.output_dir``, training continues from the
     newest readable one (raise ``max_steps`` to train longer; a damaged newest checkpoint is set
     aside as ``.broken-*`` with a warning); ``resume=False`` deletes the old checkpoints and starts over.
+    Either way, what interrupted saves left in that folder is tidied first
+    (:func:`course_lib.checkpoints.clean_leftovers`).
     The global torch RNG is re-seeded from ``(seed, step)`` at every step, so dropout inside the model
     is reproducible too. Returns a ``TrainResult``; the model is left in eval mode.
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from course_lib import training
+from course_lib import checkpoints, training
 from course_lib.diffusion import diffusion_loss
 from course_lib.training import TrainConfig, train, update_ema
 from course_lib.validate import CourseInputError
@@ -109,10 +109,11 @@ def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     train(model, data, noisy_mse, _config(tmp_path, max_steps=4), progress=False)
     saved = load_file(tmp_path / "run" / "checkpoints" / "step-000004" / "model.safetensors")
 
-    def crash(tmp, step):
-        raise OSError("disk full (simulated)")
+    def crash(point, step, path):
+        if point == "written":
+            raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(training, "_on_temp_written", crash)
+    monkeypatch.setattr(checkpoints, "_reached", crash)
     with pytest.raises(OSError, match="simulated"):
         train(model, data, noisy_mse, _config(tmp_path, max_steps=8), progress=False)
     monkeypatch.undo()
@@ -123,10 +124,10 @@ def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     meta = training.load_checkpoint(root, fresh)
     assert meta["step"] == 4
     assert torch.equal(fresh.state_dict()["0.weight"], saved["0.weight"])
-    # The next run cleans the half-written folder away and resumes from step 4.
+    # The failed save removed its half-written folder itself; the next run resumes from step 4.
+    assert sorted(p.name for p in (root / "checkpoints").iterdir()) == ["step-000004"]
     result = train(fresh, data, noisy_mse, _config(tmp_path, max_steps=8), progress=False)
     assert result.resumed_from == 4 and result.steps == 8
-    assert not list((root / "checkpoints").glob(".tmp-*"))
 
 
 def test_resume_into_a_model_of_another_shape_says_the_checkpoint_does_not_fit(tmp_path):

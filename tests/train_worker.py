@@ -1,22 +1,28 @@
-"""A tiny training run in its own process, for the kill-and-resume test of ``course_lib.training``.
+"""A tiny training run in its own process, for the kill-and-resume tests of training and checkpoints.
 
-Usage: python tests/train_worker.py OUTPUT_DIR MAX_STEPS [--hang-at-save STEP]
+Usage: python tests/train_worker.py OUTPUT_DIR MAX_STEPS [--hang-at-save STEP] [--kill-at POINT STEP]
+                                    [--checkpoint-every N] [--keep-last-n N]
 
 Prints ``STEP n`` after each optimizer step and, at the end, ``LOSSES <json list>``. With
 ``--hang-at-save STEP`` it stops for a long time inside the save of that step, after the files are
 written to the temporary folder and before they are published, so that a test can kill it there.
+With ``--kill-at POINT STEP`` it sends itself SIGKILL (no handler runs, as with a real kill) when the
+save of that step reaches ``POINT``, one of the points of ``course_lib.checkpoints._reached``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from course_lib import training
+from course_lib import checkpoints, training
 
 
 def tiny_problem(seed: int = 0) -> tuple[torch.nn.Module, torch.Tensor]:
@@ -38,19 +44,29 @@ def noisy_mse(model: torch.nn.Module, batch: torch.Tensor, generator: torch.Gene
 
 def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
-    out, max_steps = Path(argv[0]), int(argv[1])
-    hang = int(argv[3]) if len(argv) > 3 and argv[2] == "--hang-at-save" else None
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("max_steps", type=int)
+    parser.add_argument("--hang-at-save", type=int)
+    parser.add_argument("--kill-at", nargs=2, metavar=("POINT", "STEP"))
+    parser.add_argument("--checkpoint-every", type=int, default=3)
+    parser.add_argument("--keep-last-n", type=int, default=5)
+    args = parser.parse_args(argv)
 
-    def on_temp_written(tmp: Path, step: int) -> None:
-        if step == hang:
+    def reached(point: str, step: int, path: Path) -> None:
+        if point == "written" and step == args.hang_at_save:
             print(f"SAVING {step}", flush=True)
             time.sleep(300)
+        if args.kill_at is not None and [point, str(step)] == args.kill_at:
+            print(f"KILLED AT {point} {step}", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
 
-    training._on_temp_written = on_temp_written
+    checkpoints._reached = reached
     model, data = tiny_problem()
     config = training.TrainConfig(
-        output_dir=str(out), max_steps=max_steps, batch_size=8, lr=1e-2, checkpoint_every=3,
-        keep_last_n=5, ema_decay=0.9, seed=7, grad_accum_steps=2, sample_every=1,
+        output_dir=str(args.out), max_steps=args.max_steps, batch_size=8, lr=1e-2,
+        checkpoint_every=args.checkpoint_every, keep_last_n=args.keep_last_n, ema_decay=0.9, seed=7,
+        grad_accum_steps=2, sample_every=1,
     )
     result = training.train(
         model, data, noisy_mse, config, progress=False, sample_fn=lambda m, s: print(f"STEP {s}", flush=True)
