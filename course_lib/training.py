@@ -9,7 +9,8 @@ kernel where torch has one: ``make_optimizer``), given a loss function
 - an optional EMA (exponential moving average) copy of the weights;
 - a text progress bar with the running loss, ``plot_losses`` for the curve, ``sample_fn`` every N steps;
 - a budget: stop after ``max_steps`` optimizer steps or ``time_budget_s`` seconds, whichever first;
-- checkpoints every N steps and at the end, written atomically, and ``resume=True``.
+- checkpoints every N steps and at the end, written atomically, and ``resume=True``;
+- several processes (``accelerate launch`` or ``torchrun``, one per GPU): the same call, unchanged.
 
 Checkpoints (safetensors + JSON, no pickle) are written and read by :mod:`course_lib.checkpoints`,
 which explains how a save survives a kill at any moment; ``save_checkpoint``, ``load_checkpoint`` and
@@ -19,12 +20,24 @@ Resuming gives exactly the run you would have had without the interruption (on t
 every random draw of step ``s`` comes from a generator seeded with ``(seed, step)``, and the data
 order of epoch ``e`` is a function of ``(seed, e)``, so the checkpoint only has to remember the step
 and where in the epoch the data stood.
+
+Several processes. Started by ``accelerate launch --multi_gpu`` or ``torchrun`` (which set
+``WORLD_SIZE``), ``train`` joins the processes itself (NCCL for a model on a GPU, gloo on the CPU)
+and puts a model that is on a GPU on this process's GPU (``LOCAL_RANK``). ``batch_size`` is per
+process: one optimizer step of W processes uses ``W * grad_accum_steps`` micro-batches, and process
+``r`` computes micro-batches ``r*A ... r*A + A-1`` (``A = grad_accum_steps``) with exactly the data,
+generator and dropout seed that a single process with ``grad_accum_steps = W * A`` gives them. The
+gradients and the loss are then summed over the processes, so the run is that single-process run,
+up to the order of the float additions. Only process 0 writes checkpoints, runs ``sample_fn`` and
+shows the progress bar; every process reads the same ``output_dir`` (one machine, or a shared folder).
 """
 
 from __future__ import annotations
 
+import atexit
 import copy
 import dataclasses
+import math
 import os
 import time
 import warnings
@@ -35,8 +48,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from course_lib.checkpoints import (
+    _CHECKPOINTS,
     _checkpoint_folders,
     _folder_name,
     _prepare_dir,
@@ -58,6 +73,7 @@ from course_lib.validate import (
 __all__ = [
     "TrainConfig",
     "TrainResult",
+    "is_main_process",
     "latest_checkpoint",
     "load_checkpoint",
     "make_optimizer",
@@ -80,8 +96,9 @@ MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 class TrainConfig:
     """Everything that defines a training run; saved as JSON inside every checkpoint.
 
-    ``max_steps`` counts optimizer steps; each uses ``grad_accum_steps`` batches. ``batch_size``
-    is only used when ``data`` is a dataset or a tensor (a data factory makes its own batches).
+    ``max_steps`` counts optimizer steps; each uses ``grad_accum_steps`` batches (per process, when
+    several train together: see the module's notes). ``batch_size`` is only used when ``data`` is a
+    dataset or a tensor (a data factory makes its own batches).
     ``time_budget_s`` (seconds of this call) stops early when it runs out. ``ema_decay=None``
     turns the EMA off. ``mixed_precision="auto"`` means bf16 on a GPU that supports it, fp16 on
     other GPUs, and float32 on the CPU (the CPU never uses autocast).
@@ -229,7 +246,9 @@ class _Batches:
             )
 
     def epoch(self, epoch: int, skip: int) -> Iterator[Any]:
-        """Batches of ``epoch`` after the first ``skip`` ones."""
+        """The batches of ``epoch`` after the first ``skip`` ones, as ``load`` takes them: the indices of each
+        batch of a tensor or dataset (read only when needed, so a process skips others' batches cheaply),
+        or a factory's batches themselves."""
         if self.kind == "factory":
             it = iter(self.data(epoch))
             for _ in range(skip):  # a factory can only be skipped by reading through it
@@ -239,11 +258,15 @@ class _Batches:
         order = torch.randperm(len(self.data), generator=make_generator(_derive_seed(self.seed, 2, epoch)))
         n_batches = len(self.data) // self.batch_size
         for b in range(skip, n_batches):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            if self.kind == "tensor":
-                yield self.data[idx]
-            else:
-                yield torch.utils.data.default_collate([self.data[int(i)] for i in idx])
+            yield order[b * self.batch_size : (b + 1) * self.batch_size]
+
+    def load(self, item: Any) -> Any:
+        """The batch that an item of ``epoch`` stands for."""
+        if self.kind == "tensor":
+            return self.data[item]
+        if self.kind == "dataset":
+            return torch.utils.data.default_collate([self.data[int(i)] for i in item])
+        return item
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -272,6 +295,81 @@ def update_ema(ema_model: torch.nn.Module, model: torch.nn.Module, decay: float)
         e.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
     for e, b in zip(ema_model.buffers(), model.buffers(), strict=True):
         e.copy_(b)
+
+
+# --------------------------------------------------------------------------------------------
+# Several processes: one per GPU, gradients summed over them
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Group:
+    """This process's place among the processes that train together (``world == 1``: it trains alone)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+
+def is_main_process() -> bool:
+    """Whether this process is rank 0, the one that writes; also true when training alone.
+
+    A script started by ``accelerate launch`` asks it before saving or evaluating the trained model,
+    so that only one process does (it answers from ``RANK`` before ``train`` has joined the processes).
+    """
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _in_one_buffer(tensors: list[torch.Tensor], collective: Callable[[torch.Tensor], Any]) -> None:
+    """Apply an in-place ``collective`` (all-reduce, broadcast) to ``tensors``, packed into one buffer per dtype:
+    one message instead of one per tensor."""
+    for dtype in sorted({t.dtype for t in tensors}, key=str):  # the same order on every process
+        same = [t for t in tensors if t.dtype == dtype]
+        flat = torch.cat([t.detach().reshape(-1) for t in same])
+        collective(flat.view(torch.uint8) if dtype == torch.bool else flat)
+        for t, part in zip(same, flat.split([t.numel() for t in same]), strict=True):
+            t.detach().copy_(part.view_as(t))
+
+
+def _join_processes(model: torch.nn.Module) -> _Group:
+    """Join the other processes of a launched run, put the model on this process's GPU, copy rank 0's weights.
+
+    Alone (no process group, ``WORLD_SIZE`` unset or 1) nothing happens. A process group that the
+    script already started is used as it is. Rank 0's weights and buffers go to every process, so a
+    model built with another seed on some process still starts from the same point everywhere.
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if not (dist.is_available() and (dist.is_initialized() or launched)):
+        return _Group()
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise CourseInputError(
+                f"this process (LOCAL_RANK={local}) has no GPU of its own: {torch.cuda.device_count()} visible; "
+                "start at most that many processes (accelerate launch --num_processes N)."
+            )
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+        model.to(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        atexit.register(dist.destroy_process_group)
+    elif dist.get_backend() == "nccl" and device.type != "cuda":
+        raise CourseInputError("model: the processes talk over NCCL, which needs the model on a GPU; "
+                               "move it there first, e.g. model.to('cuda').")
+    with torch.no_grad():
+        _in_one_buffer([*model.parameters(), *model.buffers()], lambda flat: dist.broadcast(flat, src=0))
+    return _Group(rank=dist.get_rank(), world=dist.get_world_size())
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,6 +421,7 @@ class _Run:
     scheduler: Any
     scaler: torch.amp.GradScaler
     ema_model: torch.nn.Module | None
+    group: _Group = _Group()  # the processes training together
     step: int = 0  # optimizer steps done
     epoch: int = 0  # where the data stands: epoch, and batches already read from it
     batch_in_epoch: int = 0
@@ -355,7 +454,7 @@ def _warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int) -> Any
 
 
 def _prepare_run(model: torch.nn.Module, params: list[torch.nn.Parameter], data: Any, config: TrainConfig,
-                 lr_schedule: Callable[[torch.optim.Optimizer], Any] | None) -> _Run:
+                 lr_schedule: Callable[[torch.optim.Optimizer], Any] | None, group: _Group) -> _Run:
     """Output folder, batches, precision, optimizer, LR schedule, gradient scaler and EMA copy of a new run."""
     root = _prepare_dir(config.output_dir)
     batches = _Batches(data, config.batch_size, config.seed)
@@ -368,7 +467,8 @@ def _prepare_run(model: torch.nn.Module, params: list[torch.nn.Parameter], data:
         ema_model = copy.deepcopy(model).eval().requires_grad_(False)
     return _Run(model=model, params=params, config=config, root=root, batches=batches, device=device,
                 amp_dtype=amp_dtype, optimizer=optimizer, scheduler=scheduler,
-                scaler=torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16), ema_model=ema_model)
+                scaler=torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16), ema_model=ema_model,
+                group=group)
 
 
 def _resume_or_start_over(run: _Run, resume: bool) -> None:
@@ -376,12 +476,21 @@ def _resume_or_start_over(run: _Run, resume: bool) -> None:
 
     First every leftover of an interrupted save is tidied, whichever process left it: a run owns its
     output folder (``resume=False`` deletes all of it), so no other process should be saving there.
+    With several processes, process 0 tidies and loads first (it may set damaged checkpoints aside),
+    then the others load the checkpoint it loaded.
     """
-    clean_leftovers(run.root, every_process=True)
-    if resume and _resume_candidates(run.root):
+    group = run.group
+    if group.main:
+        clean_leftovers(run.root, every_process=True)
+        if not resume:
+            delete_checkpoints(run.root)
+    group.barrier()
+    resuming = resume and bool(_resume_candidates(run.root))
+    if resuming and group.main:
         _resume(run)
-    elif not resume:
-        delete_checkpoints(run.root)
+    group.barrier()
+    if resuming and not group.main:
+        _resume(run)
     run.batch_iter = run.batches.epoch(run.epoch, run.batch_in_epoch)
 
 
@@ -399,8 +508,16 @@ def _resume(run: _Run) -> None:
             RuntimeWarning,
             stacklevel=4,
         )
+    before = meta.get("processes", 1) * meta["config"]["grad_accum_steps"]  # micro-batches per optimizer step
+    if before != run.group.world * config.grad_accum_steps and run.group.main:
+        warnings.warn(
+            f"resuming a run whose steps used {before} micro-batches (processes x grad_accum_steps) with "
+            f"{run.group.world * config.grad_accum_steps}: the rest of the run will not match an uninterrupted one.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
     run.step, run.epoch, run.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
-    for newer in _checkpoint_folders(run.root):  # unreadable ones newer than the resume point: set aside
+    for newer in _checkpoint_folders(run.root) if run.group.main else ():  # unreadable ones past it: set aside
         if int(newer.name[5:]) > run.step:
             os.replace(newer, newer.with_name(f".broken-{newer.name}-{os.getpid()}"))
     run.losses, run.lrs, run.resumed_from = list(meta["losses"]), list(meta["lrs"]), meta["step"]
@@ -411,7 +528,8 @@ def _resume(run: _Run) -> None:
 
 
 def _next_batch(run: _Run) -> Any:
-    """The next batch of data, moving on to the next epoch when this one is used up."""
+    """What the next batch of data is made from (``_Batches.load``), moving on to the next epoch when this
+    one is used up."""
     for _ in range(2):
         batch = next(run.batch_iter, None)
         if batch is not None:
@@ -422,31 +540,67 @@ def _next_batch(run: _Run) -> Any:
     raise CourseInputError(f"data: epoch {run.epoch} gave no batches; check the dataset or data factory.")
 
 
-def _micro_batch_loss(run: _Run, loss_fn: Callable[..., torch.Tensor], micro: int) -> torch.Tensor:
-    """``loss_fn`` on the next batch, under autocast on a GPU, with the generator of (seed, step, micro)."""
-    batch = _to_device(_next_batch(run), run.device)
+def _micro_batch_loss(run: _Run, loss_fn: Callable[..., torch.Tensor], item: Any, micro: int) -> torch.Tensor:
+    """``loss_fn`` on the batch of ``item``, under autocast on a GPU, with the generator of (seed, step, micro).
+
+    The global torch RNG (dropout etc. in the model) is seeded from the same numbers, per micro-batch so that
+    a process starting at micro-batch ``m`` draws what a single process would. For micro-batch 0 this is the
+    per-step seed ``(seed, 3, step)`` used before (a trailing 0 does not change what ``SeedSequence`` mixes),
+    so runs without gradient accumulation resume older checkpoints exactly.
+    """
+    batch = _to_device(run.batches.load(item), run.device)
     generator = step_generator(run.config.seed, run.step, micro)
+    torch.manual_seed(_derive_seed(run.config.seed, 3, run.step, micro))
     with torch.autocast(device_type=run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
         loss = loss_fn(run.model, batch, generator)
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise CourseInputError("loss_fn: must return a scalar tensor (e.g. F.mse_loss(pred, target)).")
-    if not torch.isfinite(loss.detach()):
-        raise FloatingPointError(
-            f"the loss became {loss.item()} at step {run.step}; lower lr (now {run.config.lr:g}) or check the data."
-        )
     return loss
 
 
+def _sum_over_processes(run: _Run, step_loss: float) -> float:
+    """Sum every process's gradients and share of the loss (in place); return the loss of the whole step.
+
+    A parameter that any process used gets a gradient on all (zeros where unused); one used by none keeps
+    ``grad=None``, so AdamW leaves it alone exactly as a single process would.
+    """
+    if run.group.world == 1:
+        return step_loss
+    shared = torch.tensor([step_loss] + [p.grad is not None for p in run.params], dtype=torch.float64,
+                          device=run.device)
+    dist.all_reduce(shared)
+    grads = []
+    for p, used in zip(run.params, shared[1:].tolist(), strict=True):
+        if used and p.grad is None:
+            p.grad = torch.zeros_like(p)
+        if used:
+            grads.append(p.grad)
+    _in_one_buffer(grads, dist.all_reduce)
+    return float(shared[0])
+
+
 def _train_step(run: _Run, loss_fn: Callable[..., torch.Tensor]) -> float:
-    """Optimizer step ``run.step``: accumulate gradients, clip, AdamW, LR schedule, EMA. Returns its loss."""
-    config = run.config
-    torch.manual_seed(_derive_seed(config.seed, 3, run.step))  # dropout etc. in the model: fixed per step
+    """Optimizer step ``run.step``: accumulate gradients (over all processes), clip, AdamW, LR schedule, EMA.
+
+    Of the step's ``grad_accum_steps * world`` micro-batches, this process computes its own run of
+    ``grad_accum_steps`` and only reads past the others'. Returns the step's loss over all processes.
+    """
+    config, group = run.config, run.group
+    n_micro = config.grad_accum_steps * group.world
+    mine = range(group.rank * config.grad_accum_steps, (group.rank + 1) * config.grad_accum_steps)
     run.optimizer.zero_grad(set_to_none=True)
     step_loss = 0.0
-    for micro in range(config.grad_accum_steps):
-        loss = _micro_batch_loss(run, loss_fn, micro)
-        run.scaler.scale(loss / config.grad_accum_steps).backward()
-        step_loss += float(loss.detach()) / config.grad_accum_steps
+    for micro in range(n_micro):
+        item = _next_batch(run)
+        if micro in mine:
+            loss = _micro_batch_loss(run, loss_fn, item, micro)
+            run.scaler.scale(loss / n_micro).backward()
+            step_loss += float(loss.detach()) / n_micro
+    step_loss = _sum_over_processes(run, step_loss)
+    if not math.isfinite(step_loss):
+        raise FloatingPointError(
+            f"the loss became {step_loss} at step {run.step}; lower lr (now {config.lr:g}) or check the data."
+        )
     if config.max_grad_norm is not None:
         run.scaler.unscale_(run.optimizer)
         torch.nn.utils.clip_grad_norm_(run.params, config.max_grad_norm)
@@ -464,12 +618,23 @@ def _steps_left(config: TrainConfig, step: int) -> bool:
     return config.max_steps is None or step < config.max_steps
 
 
-def _out_of_time(config: TrainConfig, start: float) -> bool:
-    return config.time_budget_s is not None and time.monotonic() - start >= config.time_budget_s
+def _out_of_time(run: _Run, start: float) -> bool:
+    """Whether the time budget is spent; process 0's clock decides for all, so that all stop at one step."""
+    if run.config.time_budget_s is None:
+        return False
+    spent = time.monotonic() - start >= run.config.time_budget_s
+    if run.group.world == 1:
+        return spent
+    answer = torch.tensor([int(spent)], dtype=torch.int32, device=run.device)
+    dist.broadcast(answer, src=0)
+    return bool(answer)
 
 
 def _sample(run: _Run, sample_fn: Callable[[torch.nn.Module, int], Any]) -> None:
-    """``sample_fn(model, step)`` in eval mode without gradients, with the EMA model when there is one."""
+    """``sample_fn(model, step)`` in eval mode without gradients, with the EMA model when there is one
+    (on process 0 alone when several train together)."""
+    if not run.group.main:
+        return
     target = run.ema_model if run.ema_model is not None else run.model
     target.eval()
     with torch.no_grad():
@@ -478,8 +643,11 @@ def _sample(run: _Run, sample_fn: Callable[[torch.nn.Module, int], Any]) -> None
 
 
 def _save(run: _Run) -> Path:
-    """A checkpoint of ``run`` at its current step (see :func:`save_checkpoint`)."""
+    """A checkpoint of ``run`` at its current step (see :func:`save_checkpoint`), written by process 0 alone."""
+    if not run.group.main:
+        return run.root / _CHECKPOINTS / _folder_name(run.step)
     extra = {
+        "processes": run.group.world,
         "config": run.config.to_dict(),
         "epoch": run.epoch,
         "batch_in_epoch": run.batch_in_epoch,
@@ -516,7 +684,7 @@ def train(
     ``data`` is a tensor or map-style dataset (shuffled per epoch from ``(seed, epoch)``, batches of
     ``config.batch_size``, incomplete batches dropped), or a function ``epoch -> iterable of batches``
     that must give the same batches for the same epoch. Batches are moved to the model's device.
-    ``generator`` is a CPU ``torch.Generator`` seeded from ``(seed, step)``: draw all randomness of
+    ``generator`` is a CPU ``torch.Generator`` seeded from ``(seed, step, micro-batch)``: draw all randomness of
     the loss from it. ``sample_fn(model, step)`` runs every ``config.sample_every`` steps in eval
     mode (with the EMA model when the EMA is on). ``lr_schedule(optimizer)`` builds a torch LR
     scheduler stepped once per optimizer step; without it, the LR warms up linearly over
@@ -527,21 +695,25 @@ def train(
     aside as ``.broken-*`` with a warning); ``resume=False`` deletes the old checkpoints and starts over.
     Either way, what interrupted saves left in that folder is tidied first
     (:func:`course_lib.checkpoints.clean_leftovers`).
-    The global torch RNG is re-seeded from ``(seed, step)`` at every step, so dropout inside the model
-    is reproducible too. Returns a ``TrainResult``; the model is left in eval mode.
+    The global torch RNG is re-seeded from ``(seed, step, micro-batch)`` before every micro-batch, so
+    dropout inside the model is reproducible too. Returns a ``TrainResult``; the model is left in eval mode.
+
+    Under ``accelerate launch --multi_gpu`` (or ``torchrun``) the same call trains on every process
+    together, as one process with ``grad_accum_steps`` times the number of processes would; only
+    process 0 writes (see the module's notes; ``is_main_process`` tells a script which process it is).
 
     Taught in lesson 03 (notebooks/03_fine_tuning.ipynb).
     """
     params = _check_train_arguments(model, loss_fn, config)
-    run = _prepare_run(model, params, data, config, lr_schedule)
+    run = _prepare_run(model, params, data, config, lr_schedule, _join_processes(model))
     _resume_or_start_over(run, resume)
     last_checkpoint = latest_checkpoint(run.root) if run.resumed_from is not None else None
     stopped_by, running = "steps", None
     start = time.monotonic()
-    bar = _progress_bar(progress, run)
+    bar = _progress_bar(progress and run.group.main, run)
     model.train()
     while _steps_left(config, run.step):
-        if _out_of_time(config, start):
+        if _out_of_time(run, start):
             stopped_by = "time"
             break
         run.step += 1
@@ -559,6 +731,7 @@ def train(
         bar.close()
     if run.step > 0 and (last_checkpoint is None or last_checkpoint.name != _folder_name(run.step)):
         last_checkpoint = _save(run)  # the end of the run, off the checkpoint schedule
+    run.group.barrier()  # every process returns once the last checkpoint is on disk
     model.eval()
     return TrainResult(
         losses=run.losses,

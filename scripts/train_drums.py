@@ -3,19 +3,24 @@
     python scripts/train_drums.py                                    # the shipped model (about 20 min, 2 CPU cores)
     python scripts/train_drums.py --max-steps 50 --out course_data/drums-try --run-dir course_data/drums-try-run
     python scripts/train_drums.py --data-dir my_one_shots/ --out course_data/my-drums --run-dir course_data/my-drums-run
+    accelerate launch --multi_gpu --num_processes 4 scripts/train_drums.py --config reference --device cuda \
+        --out course_data/drums-reference --run-dir course_data/drums-reference-run   # several GPUs (README)
 
 Data: course-made one-shots (``course_lib.synth.drum_dataset``, seed 0; kick, snare, hihat and
 percussion) at 22 050 Hz, 8192 samples (0.37 s). With ``--data-dir`` the model trains on your own
 WAV/FLAC/OGG one-shots instead (``course_lib.drums.load_one_shot_folder``: one sub-folder per class,
 or a flat folder for an unconditional model); the evaluation against the course's drum classifier
-then does not apply and is skipped.
+then does not apply and is skipped, as it is for ``--config reference`` (44.1 kHz; the classifier judges 22 050 Hz).
 
-Model: ``course_lib.models.unet1d.UNet1D(CONFIGS["laptop"])`` with one class embedding for all four
+Model: ``course_lib.models.unet1d.UNet1D(CONFIGS["laptop"])`` (``--config reference``: the 31.6 M-parameter
+GPU-sized one, 44.1 kHz stereo, with the mono hits copied to both channels) with one class embedding for all four
 classes, trained with the v-objective (``course_lib.diffusion.vdiffusion.v_loss``, 10 % of items with the
 "null" class so classifier-free guidance works), AdamW, a warm-up then cosine learning-rate decay,
 and an EMA of the weights (the EMA is what ships). ``course_lib.training`` writes resumable
 checkpoints to ``--run-dir``: run the same command again after an interruption and it carries on.
 A step budget (``--max-steps``) makes the same command give the same model on the same machine.
+Under ``accelerate launch`` every process trains (``--batch-size`` is per process; see
+``course_lib.training``) and process 0 alone writes the model, the metrics and the card.
 
 After training, the script measures the model (``course_lib.drums.evaluate_drum_model``): the
 share of generated hits the course's drum classifier labels as the class they were generated for,
@@ -38,7 +43,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads s
 import numpy as np
 import torch
 
-from course_lib import training  # noqa: E402
+from course_lib import settings, training  # noqa: E402
 from course_lib.diffusion import vdiffusion  # noqa: E402
 from course_lib.models.release import command_line, training_arguments, write_training_outputs  # noqa: E402
 from course_lib.models.unet1d import CONFIGS, UNet1D  # noqa: E402
@@ -66,18 +71,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-per-class", type=int, default=50, help="generated hits per class for the metrics")
     parser.add_argument("--eval-steps", type=int, default=50, help="sampling steps for the metrics")
     parser.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale for the metrics")
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="laptop",
+                        help="the U-Net's size: 'laptop' (what ships) or 'reference' (for GPUs; give --out)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu or cuda (under accelerate launch, each process takes its own GPU)")
     args = parser.parse_args(argv)
+    if args.config != "laptop" and args.out == parser.get_default("out"):
+        parser.error(f"--out: the shipped drum model is the 'laptop' configuration; give a folder for the "
+                     f"'{args.config}' one, e.g. --out course_data/drums-{args.config}")
+    device = settings.device(args.device)
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per process under accelerate launch
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    main_process = training.is_main_process()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # denormal AdamW moments otherwise double the CPU optimizer step
 
     started = time.time()
-    config = CONFIGS["laptop"]
+    config = CONFIGS[args.config]
     if args.data_dir is not None:
         from course_lib.drums import load_one_shot_folder
 
         shots = load_one_shot_folder(args.data_dir, sample_rate=config.sample_rate, length=config.sample_length)
         classes = shots.classes
-        audio = torch.as_tensor(shots.audio)[:, None]
+        audio = _channels(torch.as_tensor(shots.audio), config.in_channels)
         data = (torch.utils.data.TensorDataset(audio, torch.as_tensor(shots.labels)) if classes
                 else torch.utils.data.TensorDataset(audio))
         config = config.replace(num_classes=len(classes), class_names=tuple(classes)) if classes else config.replace(
@@ -86,14 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         audio_np, labels = drum_dataset(args.n_per_class, seed=0, sample_rate=config.sample_rate,
                                         length=config.sample_length)
-        audio = torch.from_numpy(audio_np)[:, None]
+        audio = _channels(torch.from_numpy(audio_np), config.in_channels)
         data = torch.utils.data.TensorDataset(audio, torch.from_numpy(labels))
         source = f"course-made drums, drum_dataset({args.n_per_class}, seed=0): {len(audio)} hits"
-    print(f"data: {source}, {tuple(audio.shape)} ({time.time() - started:.1f} s)", flush=True)
+    if main_process:
+        print(f"data: {source}, {tuple(audio.shape)} ({time.time() - started:.1f} s)", flush=True)
 
-    model = UNet1D(config, seed=args.seed)
+    model = UNet1D(config, seed=args.seed).to(device)
     n_params = model.num_parameters()
-    print(f"UNet1D 'laptop': {n_params:,} parameters", flush=True)
+    if main_process:
+        print(f"UNet1D '{args.config}': {n_params:,} parameters", flush=True)
     train_config = training.TrainConfig(
         output_dir=args.run_dir, max_steps=args.max_steps, time_budget_s=args.time_budget,
         batch_size=args.batch_size, lr=args.lr, betas=(0.95, 0.999), eps=1e-6, weight_decay=1e-3,
@@ -102,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     schedule = cosine_after_warmup(50, args.max_steps, 0.1)
     result = training.train(
         model, data, vdiffusion.v_loss, train_config, resume=True,
-        lr_schedule=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
+        lr_schedule=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule), progress=main_process,
     )
+    if not main_process:  # the other processes of an accelerate launch: process 0 writes everything
+        return 0
     trained = result.ema_model if result.ema_model is not None else model
     losses = np.asarray(result.losses, dtype=np.float64)
     print(f"trained {result.steps} steps ({result.stopped_by}); loss, mean of the last 100: "
@@ -111,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     trained.save_pretrained(out, dtype="float16")  # half the size (the issue caps a checkpoint at 10 MB)
-    trained = UNet1D.from_pretrained(out)  # measure exactly what ships (float16 weights, loaded as float32)
+    trained = UNet1D.from_pretrained(out, device=device)  # measure what ships (float16 weights, loaded as float32)
 
     train_seconds = _total_train_seconds(args.run_dir, result)
     info = {
@@ -120,20 +140,31 @@ def main(argv: list[str] | None = None) -> int:
         "loss_last_100": round(float(losses[-100:].mean()), 5), "threads": args.threads,
         "weights_bytes": (out / "model.safetensors").stat().st_size,
     }
-    if args.data_dir is None:
-        from course_lib.models.classifier import load_drum_classifier
+    from course_lib.models.classifier import load_drum_classifier
+
+    judge = load_drum_classifier()
+    if args.data_dir is None and config.sample_rate == judge.sample_rate:
         from course_lib.drums import evaluate_drum_model
 
         t_eval = time.time()
-        metrics = evaluate_drum_model(trained, load_drum_classifier(), n_per_class=args.eval_per_class,
+        metrics = evaluate_drum_model(trained, judge, n_per_class=args.eval_per_class,
                                       steps=args.eval_steps, guidance_scale=args.guidance, seed=1)
         metrics["eval_seed"] = metrics.pop("seed")  # the sampling seed; "seed" is the training seed
         info.update(metrics, eval_seconds=round(time.time() - t_eval, 1))
+    elif args.data_dir is None:
+        print(f"metrics skipped: the drum classifier judges {judge.sample_rate} Hz hits and this model makes "
+              f"{config.sample_rate} Hz ones", flush=True)
     print(json.dumps(info, indent=1), flush=True)
-    card = _model_card(command_line(parser, args), info, args) if args.data_dir is None else None
+    shipped = args.data_dir is None and args.config == "laptop"  # the card describes the shipped CPU recipe
+    card = _model_card(command_line(parser, args), info, args) if shipped else None
     write_training_outputs(out, result, info, card, smooth=50)
     print(f"saved to {out} ({time.time() - started:.0f} s in all)", flush=True)
     return 0
+
+
+def _channels(mono: torch.Tensor, channels: int) -> torch.Tensor:
+    """Hits ``(n, samples)`` as ``(n, channels, samples)``: the mono hit copied to every channel."""
+    return mono[:, None].expand(-1, channels, -1).contiguous()
 
 
 def _total_train_seconds(run_dir: str, result: training.TrainResult) -> float:
