@@ -99,7 +99,9 @@ def test_exit_code_and_totals(result):
     code, payload = result
     assert code == 0
     assert [Path(r["path"]).parent.name for r in payload["notebooks"]] == ["alice", "bob", "carol", "dave", "erin"]
-    assert payload["total"] == {"notebooks": 5, "score": 3 + 0 + 0 + 0 + 4, "max_score": 3 + 3 + 3 + 3 + 5}
+    assert payload["total"] == {
+        "notebooks": 5, "score": 3 + 0 + 0 + 0 + 4, "max_score": 3 + 3 + 3 + 3 + 5, "needs_review": 1,  # carol
+    }
 
 
 def test_solution_gets_full_marks(result):
@@ -110,7 +112,7 @@ def test_solution_gets_full_marks(result):
         ("ex1-playback", 1, 1, True),
         ("ex2-denormalise", 2, 2, True),
     ]
-    assert alice["notes"] == []
+    assert alice["notes"] == [] and alice["flags"] == [] and alice["needs_review"] is False
 
 
 def test_untouched_exercise_gets_zero(result):
@@ -127,6 +129,7 @@ def test_tampered_check_cell_is_restored(result):
     assert not ex1["passed"] and "not answered yet" in ex1["detail"]  # the real check ran, not the redefined one
     assert not ex2["passed"] and "check cell missing" in ex2["detail"]
     assert any("restored 1 modified check cell(s) from the reference: ex1-playback" in n for n in carol["notes"])
+    assert carol["needs_review"] and carol["flags"] == ["cell 4, line 1: defines check_playback, the name of a check"]
 
 
 def test_unparsable_notebook_gets_a_row(result):

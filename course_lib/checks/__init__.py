@@ -47,8 +47,9 @@ from __future__ import annotations
 import importlib as _importlib
 import sys as _sys
 
-# The grader reloads this package before every check cell (course_lib.tools.grade), so that a
-# notebook that redefined or patched a check gets the real one back: reload the modules below too.
+# Reloading this package (importlib.reload) reloads its modules below too, so a notebook that redefined
+# or patched a check gets the real one back. (The grader does not rely on this: it loads the checks
+# afresh from its private copy for every check cell; see course_lib.tools.grade_worker.)
 for _module in ("harness", "lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06"):
     if f"{__name__}.{_module}" in _sys.modules:
         _importlib.reload(_sys.modules[f"{__name__}.{_module}"])

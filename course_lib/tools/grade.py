@@ -2,14 +2,17 @@
 
 ::
 
-    python -m course_lib.tools.grade PATH... [--json] [--timeout SECONDS] [--total-timeout SECONDS]
-                                       [--reference DIR] [--profile quick|full]
+    python -m course_lib.tools.grade PATH... [--json] [--out FILE] [--timeout SECONDS]
+                                       [--total-timeout SECONDS] [--reference DIR] [--profile quick|full]
 
 ``PATH`` is a submitted notebook or a folder of them (searched recursively; checkpoint folders
-are skipped). For each notebook the grader
+are skipped). Before any submission runs, the grader copies the ``course_lib`` package (the
+checking code) and the reference notebooks into a private folder, keeping their bytes and hashes,
+and snapshots every submission (:class:`~course_lib.tools.grade_sandbox.Sandbox`). Then, for
+each notebook, it
 
-1. reads it; a file that is not a readable notebook gets a row saying so (score 0) instead of
-   stopping the run;
+1. reads it from the snapshot; a file that is not a readable notebook gets a row saying so
+   (score 0) instead of stopping the run;
 2. finds the released exercise notebook of the same file name in the reference folder
    (``--reference``; by default the repository's ``exercises/`` folder when it holds one). The
    reference decides which exercises exist and their points, and each check cell's source is
@@ -17,30 +20,40 @@ are skipped). For each notebook the grader
    were restored). A check cell is matched by its ``course.exercise`` id (see
    :mod:`course_lib.tools.exercises`); a check cell that is missing from the submission counts as
    failed. Without a reference the notebook is graded as it is, and the output says so;
-3. runs it top to bottom in a fresh ``python3`` kernel (nbclient, errors allowed, so one broken
-   cell does not stop the rest) with the notebook's folder as working directory and
-   ``COURSE_PROFILE=quick`` (or ``--profile``; an explicit ``COURSE_PROFILE`` in the grader's
-   environment wins), a per-cell time limit (``--timeout``, default 120 s; the cell is
-   interrupted) and a limit for the whole notebook (``--total-timeout``, default 900 s; later
-   cells are not run);
-4. counts an exercise as passed iff its check cell ran without an error. Each check cell is
-   preceded by one line that reloads :mod:`course_lib.checks` and re-imports its ``check_*``
-   functions, so that redefining or monkeypatching them earlier in the notebook does not help.
+3. reads its answer cells for code that reaches for the grading machinery
+   (:mod:`~course_lib.tools.grade_flags`): each finding is listed under "needs a human look";
+4. runs it top to bottom in a fresh ``python3`` kernel (errors allowed, so one broken cell does
+   not stop the rest), in a worker process of its own session (:mod:`~course_lib.tools.grade_worker`),
+   with a private copy of the notebook's folder as working directory, the private ``course_lib``
+   first on the path and ``COURSE_PROFILE=quick`` (or ``--profile``; an explicit
+   ``COURSE_PROFILE`` in the grader's environment wins), a per-cell time limit (``--timeout``,
+   default 120 s: the cell is interrupted, and a kernel that ignores the interrupt is stopped, the
+   later cells not run) and a limit for the whole notebook (``--total-timeout``, default 900 s).
+   The kernel's output never reaches the grader's; every process the submission started is
+   killed before the next notebook runs;
+5. counts an exercise as passed iff its check cell ran without an error. A check cell runs with
+   the check functions loaded afresh from the grader's in-memory copy (not from disk, not through
+   the kernel's ``importlib``), outside IPython's input transformers and magics;
+6. checks the private copy again: a submission that changed it gets no marks and a flag, and the
+   copy is restored for the next one. Changes to the original checking code, reference notebooks
+   or other submissions are flagged too.
 
 It prints a per-exercise pass/fail table per notebook and the totals, or with ``--json`` one JSON
-object (``{"notebooks": [...], "total": {...}}``). Exit code: 0 when grading ran, whatever the
-marks; 2 on bad arguments (a path that does not exist, no notebooks found, a bad limit).
+object (``{"notebooks": [...], "total": {...}}``); ``--out FILE`` writes that JSON to ``FILE`` in
+one atomic step once every kernel is gone. Exit code: 0 when grading ran, whatever the marks; 2 on
+bad arguments (a path that does not exist, no notebooks found, a bad limit).
 
-Submissions are code: run the grader in a throwaway container or account.
+What code in the learner's own kernel can still do (and how to run the grader in a container for
+marks that count) is in the README's grader section.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -48,31 +61,35 @@ from typing import Any, Sequence
 from nbformat import NotebookNode
 
 from course_lib.tools.exercises import METADATA_KEY, find_check_cells, read_notebook
+from course_lib.tools.grade_flags import scan_cells
+from course_lib.tools.grade_sandbox import (
+    KERNEL_NAME,
+    STARTUP_SECONDS,
+    Sandbox,
+    descendants,
+    guarded_process,
+    kill_new_descendants,
+    process_table,
+    run_worker,
+)
 from course_lib.settings import PROFILES
 from course_lib.errors import CourseInputError
-from course_lib.io import REPO_ROOT, check_dir
+from course_lib.io import REPO_ROOT, check_dir, write_json
 
 __all__ = [
     "ExerciseResult",
     "NotebookReport",
-    "CHECK_PREAMBLE",
     "default_reference_dir",
     "collect_notebooks",
     "grade_notebook",
     "grade_paths",
     "format_table",
+    "marks_payload",
     "main",
 ]
 
-KERNEL_NAME = "python3"
 DEFAULT_TIMEOUT = 120
 DEFAULT_TOTAL_TIMEOUT = 900
-
-# Put before every check cell: fresh check functions, whatever the notebook did to them.
-CHECK_PREAMBLE = (
-    "import importlib as _grader_importlib, course_lib.checks as _grader_checks; "
-    "_grader_importlib.reload(_grader_checks); from course_lib.checks import *  # added by the grader\n"
-)
 
 
 @dataclass
@@ -88,13 +105,23 @@ class ExerciseResult:
 
 @dataclass
 class NotebookReport:
-    """The grading of one notebook. ``status`` is 'graded', 'unreadable' or 'not run'."""
+    """The grading of one notebook. ``status`` is 'graded', 'unreadable' or 'not run'.
+
+    ``flags`` lists what a human should look at (code reaching for the grading machinery, damage
+    done to the checking code or to other submissions); ``needs_review`` is whether there is any.
+    """
 
     path: str
     status: str
     reference: str | None
     notes: list[str] = field(default_factory=list)
     exercises: list[ExerciseResult] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def needs_review(self) -> bool:
+        """Whether a human should look at this submission."""
+        return bool(self.flags)
 
     @property
     def score(self) -> int:
@@ -111,6 +138,7 @@ class NotebookReport:
         data = asdict(self)
         data["score"] = self.score
         data["max_score"] = self.max_score
+        data["needs_review"] = self.needs_review
         return data
 
 
@@ -157,22 +185,22 @@ def _first_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _load_reference(path: Path, reference_dir: Path | None, notes: list[str]) -> tuple[str | None, list[Any] | None]:
-    """The reference notebook's path and check cells, or (None, None) with a note saying why."""
-    if reference_dir is None:
+def _reference(box: Sandbox, path: Path, notes: list[str]) -> tuple[str | None, list[Any] | None, list[str]]:
+    """The reference's path, its check cells and all its code cells' sources (from the in-memory copy)."""
+    if box.reference_source is None:
         notes.append("no reference folder: graded as is (check cells not restored)")
-        return None, None
-    ref_path = reference_dir / path.name
-    if not ref_path.is_file():
+        return None, None, []
+    ref_path = box.reference_source / path.name
+    if path.name not in box.ref_files:
         notes.append(f"no reference notebook {ref_path}: graded as is (check cells not restored)")
-        return None, None
+        return None, None, []
     try:
-        ref_nb = read_notebook(ref_path, "reference")
+        ref_nb = read_notebook(box.ref_root / path.name, "reference")
         cells = find_check_cells(ref_nb, str(ref_path), strict=True)
     except CourseInputError as err:
         notes.append(f"reference {ref_path} is unusable ({_first_line(err)}): graded as is")
-        return None, None
-    return str(ref_path), cells
+        return None, None, []
+    return str(ref_path), cells, [c.source for c in ref_nb.cells if c.get("cell_type") == "code"]
 
 
 def _find_cell(nb: NotebookNode, exercise: str) -> int | None:
@@ -183,59 +211,151 @@ def _find_cell(nb: NotebookNode, exercise: str) -> int | None:
     return None
 
 
-def _execute(
-    nb: NotebookNode, folder: Path, timeout: int, total_timeout: int, env: dict[str, str]
-) -> tuple[dict[int, tuple[str, str]], str | None]:
-    """Run ``nb`` in a fresh kernel; return {cell index: (status, detail)} and a problem, if any.
+def _check_names(box: Sandbox) -> set[str]:
+    """The names the checking package exports (its ``__all__``), read from the copy, not imported."""
+    import ast
 
-    status is 'ok' or 'error'; cells that never ran are absent.
-    """
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    names: set[str] = set()
+    tree = ast.parse(box.checks["sources"][box.checks["package"]])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            with contextlib.suppress(ValueError):
+                names.update(n for n in ast.literal_eval(node.value) if isinstance(n, str))
+    return names
 
-    outcome: dict[int, tuple[str, str]] = {}
 
-    def on_executed(cell: Any, cell_index: int, execute_reply: dict[str, Any] | None) -> None:
-        content = (execute_reply or {}).get("content", {})
-        if content.get("status") == "ok":
-            outcome[cell_index] = ("ok", "")
-        else:
-            detail = f"{content.get('ename', 'Error')}: {_first_line(content.get('evalue', ''))}"
-            outcome[cell_index] = ("error", detail)
+def _grade_one(box: Sandbox, number: int, timeout: int, total_timeout: int, profile: str) -> NotebookReport:
+    """Grade the sandbox's submission ``number`` (see the module docstring)."""
+    sub = box.submissions[number]
+    notes: list[str] = list(sub.notes)
+    flags: list[str] = []
+    ref_name, ref_cells, ref_sources = _reference(box, sub.path, notes)
+    report = NotebookReport(path=str(sub.path), status="graded", reference=ref_name, notes=notes, flags=flags)
+    restored = box.verify_private()
+    if restored:
+        notes.append(f"the grader's private copy had changed and was restored first: {_listing(restored)}")
+    damaged = box.changed_submission_copy(sub)
+    if damaged:
+        flags.append(f"files of this submission's folder changed before it ran (another submission?): {_listing(damaged)}")
 
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name=KERNEL_NAME,
-        allow_errors=True,
-        interrupt_on_timeout=True,
-        error_on_timeout={"ename": "CellTimeout", "evalue": f"the cell ran past the time limit of {timeout} s"},
-        record_timing=False,
-        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no start-up warnings on the teacher's terminal
-        resources={"metadata": {"path": str(folder)}},
-        on_cell_executed=on_executed,
-    )
-    deadline = time.monotonic() + total_timeout
-    problem: str | None = None
+    job_dir = box.root / "jobs" / f"{number:03d}"
+    job_dir.mkdir(parents=True)
     try:
-        with client.setup_kernel(env=env):
-            for index, cell in enumerate(nb.cells):
-                if cell.cell_type != "code":
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    problem = f"stopped at cell {index}: the notebook ran past the overall limit of {total_timeout} s"
-                    break
-                client.timeout = max(1, int(min(timeout, remaining)))
-                try:
-                    client.execute_cell(cell, index)
-                except CellTimeoutError:
-                    outcome[index] = ("error", f"CellTimeout: the cell ran past {client.timeout} s")
-    except DeadKernelError:
-        problem = "the kernel died (out of memory, or the code crashed Python); later cells did not run"
-    except Exception as err:  # kernel failed to start, lost connection, ...
-        problem = f"could not run the notebook: {type(err).__name__}: {_first_line(err)}"
-    return outcome, problem
+        if sub.data is None:
+            raise CourseInputError(f"{sub.path}: cannot be read ({sub.error}).")
+        private_nb = sub.folder / sub.path.name
+        private_nb.write_bytes(sub.data)
+        nb = read_notebook(private_nb, "path")
+    except CourseInputError as err:
+        report.status = "unreadable"
+        message = str(err).replace(str(sub.folder / sub.path.name), str(sub.path))
+        notes.insert(0, f"cannot be parsed as a notebook: {_first_line(message)}")
+        for ref_cell in ref_cells or []:
+            report.exercises.append(ExerciseResult(ref_cell.exercise, 0, ref_cell.points, False, "notebook unreadable"))
+        return report
+
+    # Decide which cells are graded, restoring released check cells where there is a reference.
+    graded: list[tuple[str, int, int | None]] = []  # (exercise, points, cell index or None)
+    if ref_cells is not None:
+        changed = []
+        for ref_cell in ref_cells:
+            index = _find_cell(nb, ref_cell.exercise)
+            if index is not None:
+                if nb.cells[index].source != ref_cell.source:
+                    changed.append(ref_cell.exercise)
+                nb.cells[index].source = ref_cell.source
+            graded.append((ref_cell.exercise, ref_cell.points, index))
+        if changed:
+            notes.append(f"restored {len(changed)} modified check cell(s) from the reference: {', '.join(changed)}")
+    else:
+        for own in find_check_cells(nb, str(sub.path), strict=False):
+            graded.append((own.exercise, own.points, own.index))
+    if not graded:
+        notes.append("no check cells found: nothing to grade")
+        return report
+
+    exercise_at = {index: exercise for exercise, _, index in graded if index is not None}
+    released = {src.strip() for src in ref_sources}
+    answers = [(i, c.source) for i, c in enumerate(nb.cells)
+               if c.cell_type == "code" and i not in exercise_at and c.source.strip() not in released]
+    all_code = [c.source for c in nb.cells if c.cell_type == "code"]
+    flags.extend(scan_cells(answers, all_code, _check_names(box) | {"ExerciseFailed"}))
+
+    cells = [{"index": i, "source": c.source, "exercise": exercise_at.get(i)}
+             for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
+    job = {"cells": cells, "cwd": str(sub.folder), "timeout": timeout, "total_timeout": total_timeout,
+           "kernel_name": KERNEL_NAME, "check": box.checks}
+    env = box.worker_environment(job_dir, profile)
+    job["env"] = env
+    result = run_worker(box.worker_source, job, job_dir, env, total_timeout + STARTUP_SECONDS)
+    notes.extend(result.problems)
+    if result.killed:
+        notes.append("the grading process was killed by the submission: the cells that had finished count, "
+                     "later cells were not run")
+        flags.append("killed the grading process")
+    if not result.outcome and (result.problems or result.killed):
+        report.status = "not run"
+
+    withheld = ""
+    changed_private = box.verify_private()
+    if changed_private:
+        withheld = "marks withheld: the submission changed the grader's checking code or reference while it ran"
+        flags.append(f"changed the grader's private checking code or reference while it ran (restored): "
+                     f"{_listing(changed_private)}")
+    for what, files in (("the course's checking code or reference notebooks on disk", box.changed_sources()),
+                        ("other submitted notebooks", box.changed_originals())):
+        if files:
+            flags.append(f"changed {what}: {_listing(files)}")
+    box.accept_current_sources()
+    for other in box.submissions[number + 1:]:
+        touched = box.touched_submission_copy(other)
+        if touched:
+            flags.append(f"changed the private copy of {other.path}: {_listing(touched)}")
+
+    for exercise, points, index in graded:
+        if index is None:
+            result_ = ExerciseResult(exercise, 0, points, False, "check cell missing (deleted, or its metadata removed)")
+        elif withheld:
+            result_ = ExerciseResult(exercise, 0, points, False, withheld)
+        elif index not in result.outcome:
+            result_ = ExerciseResult(exercise, 0, points, False, "check cell did not run")
+        else:
+            status, detail = result.outcome[index]
+            passed = status == "ok"
+            result_ = ExerciseResult(exercise, points if passed else 0, points, passed, "" if passed else detail)
+        report.exercises.append(result_)
+    return report
+
+
+def _listing(items: Sequence[str], limit: int = 6) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _check_limits(timeout: int, total_timeout: int, profile: str | None) -> tuple[int, int, str]:
+    from course_lib.validate import check_positive_int
+
+    timeout = check_positive_int(timeout, "timeout")
+    total_timeout = check_positive_int(total_timeout, "total_timeout")
+    if profile is None:
+        profile = os.environ.get("COURSE_PROFILE", "").strip().lower() or "quick"
+    if profile not in PROFILES:
+        raise CourseInputError(f"profile: {profile!r} is not one of {PROFILES}.")
+    return timeout, total_timeout, profile
+
+
+def _grade_all(
+    notebooks: Sequence[Path], reference_dir: str | os.PathLike[str] | None, timeout: int, total_timeout: int,
+    profile: str | None,
+) -> list[NotebookReport]:
+    timeout, total_timeout, profile = _check_limits(timeout, total_timeout, profile)
+    ref_dir = check_dir(reference_dir, "reference_dir") if reference_dir is not None else None
+    before = set(descendants(process_table(), os.getpid()))  # the caller's own children are left alone
+    with guarded_process(), Sandbox(notebooks, ref_dir) as box:
+        try:
+            return [_grade_one(box, n, timeout, total_timeout, profile) for n in range(len(box.submissions))]
+        finally:
+            kill_new_descendants(before)  # nothing a submission started outlives the grading
 
 
 def grade_notebook(
@@ -250,75 +370,10 @@ def grade_notebook(
     ``reference_dir`` holds the released exercise notebooks (None: grade as is). ``profile`` is
     the kernel's ``COURSE_PROFILE`` (default: the grader's own ``COURSE_PROFILE``, else quick).
     """
-    from course_lib.validate import check_positive_int
-
-    timeout = check_positive_int(timeout, "timeout")
-    total_timeout = check_positive_int(total_timeout, "total_timeout")
-    if profile is None:
-        profile = os.environ.get("COURSE_PROFILE", "").strip().lower() or "quick"
-    if profile not in PROFILES:
-        raise CourseInputError(f"profile: {profile!r} is not one of {PROFILES}.")
+    _check_limits(timeout, total_timeout, profile)
     if not isinstance(path, (str, os.PathLike)):
         raise CourseInputError(f"path: expected a notebook path, got {type(path).__name__}.")
-    nb_path = Path(path)
-    ref_dir = check_dir(reference_dir, "reference_dir") if reference_dir is not None else None
-
-    notes: list[str] = []
-    ref_name, ref_cells = _load_reference(nb_path, ref_dir, notes)
-    report = NotebookReport(path=str(nb_path), status="graded", reference=ref_name, notes=notes)
-
-    try:
-        nb = read_notebook(nb_path, "path")
-    except CourseInputError as err:
-        report.status = "unreadable"
-        notes.insert(0, f"cannot be parsed as a notebook: {_first_line(err)}")
-        for ref_cell in ref_cells or []:
-            report.exercises.append(ExerciseResult(ref_cell.exercise, 0, ref_cell.points, False, "notebook unreadable"))
-        return report
-
-    # Decide which cells are graded, restoring released check cells where there is a reference.
-    graded: list[tuple[str, int, int | None]] = []  # (exercise, points, cell index or None)
-    if ref_cells is not None:
-        restored = []
-        for ref_cell in ref_cells:
-            index = _find_cell(nb, ref_cell.exercise)
-            if index is not None:
-                if nb.cells[index].source != ref_cell.source:
-                    restored.append(ref_cell.exercise)
-                nb.cells[index].source = ref_cell.source
-            graded.append((ref_cell.exercise, ref_cell.points, index))
-        if restored:
-            notes.append(f"restored {len(restored)} modified check cell(s) from the reference: {', '.join(restored)}")
-    else:
-        for own in find_check_cells(nb, str(nb_path), strict=False):
-            graded.append((own.exercise, own.points, own.index))
-    if not graded:
-        notes.append("no check cells found: nothing to grade")
-        return report
-    for _, _, index in graded:
-        if index is not None:
-            nb.cells[index].source = CHECK_PREAMBLE + nb.cells[index].source
-
-    env = dict(os.environ)
-    env["COURSE_PROFILE"] = profile
-    folder = nb_path.resolve().parent
-    outcome, problem = _execute(nb, folder, timeout, total_timeout, env)
-    if problem:
-        notes.append(problem)
-        if not outcome:
-            report.status = "not run"
-
-    for exercise, points, index in graded:
-        if index is None:
-            result = ExerciseResult(exercise, 0, points, False, "check cell missing (deleted, or its metadata removed)")
-        elif index not in outcome:
-            result = ExerciseResult(exercise, 0, points, False, "check cell did not run")
-        else:
-            status, detail = outcome[index]
-            passed = status == "ok"
-            result = ExerciseResult(exercise, points if passed else 0, points, passed, "" if passed else detail)
-        report.exercises.append(result)
-    return report
+    return _grade_all([Path(path)], reference_dir, timeout, total_timeout, profile)[0]
 
 
 def grade_paths(
@@ -328,9 +383,11 @@ def grade_paths(
     total_timeout: int = DEFAULT_TOTAL_TIMEOUT,
     profile: str | None = None,
 ) -> list[NotebookReport]:
-    """Grade every notebook under ``paths`` (files or folders), one fresh kernel each."""
-    notebooks = collect_notebooks(paths)
-    return [grade_notebook(p, reference_dir, timeout, total_timeout, profile) for p in notebooks]
+    """Grade every notebook under ``paths`` (files or folders), each in its own worker and kernel.
+
+    All of them are snapshotted before the first one runs.
+    """
+    return _grade_all(collect_notebooks(paths), reference_dir, timeout, total_timeout, profile)
 
 
 def format_table(reports: Sequence[NotebookReport]) -> str:
@@ -341,6 +398,9 @@ def format_table(reports: Sequence[NotebookReport]) -> str:
         lines.append(f"   reference: {report.reference or 'none'}")
         for note in report.notes:
             lines.append(f"   note: {note}")
+        if report.flags:
+            lines.append("   NEEDS A HUMAN LOOK:")
+            lines.extend(f"     - {flag}" for flag in report.flags)
         width = max([len("exercise"), *(len(e.exercise) for e in report.exercises)])
         if report.exercises:
             lines.append(f"   {'exercise':<{width}}  points  result")
@@ -356,8 +416,22 @@ def format_table(reports: Sequence[NotebookReport]) -> str:
     if len(reports) > 1:
         width = max(len(r.path) for r in reports)
         for r in reports:
-            lines.append(f"  {r.path:<{width}}  {r.score}/{r.max_score}")
+            look = "  (needs a human look)" if r.needs_review else ""
+            lines.append(f"  {r.path:<{width}}  {r.score}/{r.max_score}{look}")
     return "\n".join(lines)
+
+
+def marks_payload(reports: Sequence[NotebookReport]) -> dict[str, Any]:
+    """The JSON the grader prints (``--json``) or writes (``--out``)."""
+    return {
+        "notebooks": [r.to_dict() for r in reports],
+        "total": {
+            "notebooks": len(reports),
+            "score": sum(r.score for r in reports),
+            "max_score": sum(r.max_score for r in reports),
+            "needs_review": sum(r.needs_review for r in reports),
+        },
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -368,6 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("paths", nargs="+", help="notebooks or folders of notebooks")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument("--out", default=None, help="also write the JSON to this file (atomically, at the end)")
     parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, help=f"seconds per cell (default {DEFAULT_TIMEOUT})")
     parser.add_argument(
         "--total-timeout", type=int, default=DEFAULT_TOTAL_TIMEOUT,
@@ -383,21 +458,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         for label, value in (("--timeout", args.timeout), ("--total-timeout", args.total_timeout)):
             if value < 1:
                 raise CourseInputError(f"{label}: must be at least 1 second, got {value}.")
+        if args.out is not None and Path(args.out).is_dir():
+            raise CourseInputError(f"--out: {args.out!r} is a folder; give the path of the JSON file to write.")
         reference = check_dir(args.reference, "--reference") if args.reference is not None else default_reference_dir()
         notebooks = collect_notebooks(args.paths)
     except CourseInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    reports = [grade_notebook(p, reference, args.timeout, args.total_timeout, args.profile) for p in notebooks]
+    reports = _grade_all(notebooks, reference, args.timeout, args.total_timeout, args.profile)
+    payload = marks_payload(reports)
+    if args.out is not None:
+        write_json(args.out, payload)  # every kernel and its descendants are gone by now
     if args.json:
-        payload = {
-            "notebooks": [r.to_dict() for r in reports],
-            "total": {
-                "notebooks": len(reports),
-                "score": sum(r.score for r in reports),
-                "max_score": sum(r.max_score for r in reports),
-            },
-        }
         print(json.dumps(payload, indent=1, ensure_ascii=False))
     else:
         print(format_table(reports))
