@@ -15,6 +15,7 @@ from course_lib.tools import exercises
 from course_lib.tools.exercises import (
     BEGIN_MARKER,
     END_MARKER,
+    NBGRADER_KEY,
     STUB_LINE,
     ExerciseFormatError,
     build,
@@ -22,8 +23,11 @@ from course_lib.tools.exercises import (
     find_check_cells,
     main,
     make_exercise,
+    nbgrader_blocks,
     read_notebook,
     render_exercise,
+    stale_nbgrader_cells,
+    stamp_nbgrader,
     strip_solution,
 )
 from course_lib.validate import CourseInputError
@@ -327,3 +331,100 @@ def test_solution_only_cells_are_dropped_and_badges_point_at_the_exercise():
     assert len(out.cells) == 2
     assert "/blob/main/exercises/01_x.ipynb" in out.cells[0].source
     assert "worked answers" not in nbformat.writes(out)
+
+
+# ----------------------------------------------------------------------------- nbgrader metadata
+
+
+def _answer(source: str = f"def f():\n    {BEGIN_MARKER}\n    return 1\n    {END_MARKER}", **kw) -> nbformat.NotebookNode:
+    return nbformat.v4.new_code_cell(source, **kw)
+
+
+def _answer_block(grade_id: str) -> dict:
+    return {"grade": False, "solution": True, "locked": False, "task": False, "grade_id": grade_id, "schema_version": 3}
+
+
+def _check_block(grade_id: str, points: int) -> dict:
+    return {"grade": True, "solution": False, "locked": True, "task": False, "grade_id": grade_id,
+            "points": points, "schema_version": 3}
+
+
+def test_nbgrader_blocks_of_the_fixture():
+    blocks = nbgrader_blocks(read_notebook(FIXTURE_SOLUTION), "00_fixture.ipynb")
+    assert blocks == {
+        3: _answer_block("ex1-playback-answer"),
+        4: _check_block("ex1-playback", 1),
+        6: _answer_block("ex2-denormalise-answer"),
+        7: _check_block("ex2-denormalise", 2),
+    }
+
+
+def test_committed_notebooks_carry_their_nbgrader_blocks():
+    for path in [FIXTURE_SOLUTION, *sorted((REPO / "solutions").glob("*.ipynb"))]:
+        nb = read_notebook(path)
+        assert stale_nbgrader_cells(nb, path.name) == [], path
+        stamped = [c for c in nb.cells if NBGRADER_KEY in c.metadata]
+        assert stamped and len(stamped) % 2 == 0  # an answer and a check per exercise
+
+
+def test_answer_ids_follow_the_next_check_cell():
+    nb = _notebook(
+        _answer(),  # 0: answers the check at 3
+        nbformat.v4.new_markdown_cell("text"),
+        _answer(f"{BEGIN_MARKER}\nx = 2\n{END_MARKER}"),  # 2: a second answer to the same check
+        _check_cell("check_f(f)", "ex1.part-a", points=3),  # 3: '.' is not allowed in nbgrader ids
+        nbformat.v4.new_code_cell("plain = 1", metadata={NBGRADER_KEY: {"grade": False, "solution": False,
+                                                                        "locked": True, "grade_id": "old"}}),
+        _answer(id="tail-cell"),  # 5: no check after it
+    )
+    blocks = nbgrader_blocks(nb, "lesson.ipynb")
+    assert blocks == {
+        0: _answer_block("ex1_part-a-answer"),
+        2: _answer_block("ex1_part-a-answer-2"),
+        3: _check_block("ex1_part-a", 3),
+        5: _answer_block("answer-tail-cell"),
+    }
+    assert stale_nbgrader_cells(nb, "lesson.ipynb") == [0, 2, 3, 4, 5]
+    stamped = stamp_nbgrader(nb, "lesson.ipynb")
+    assert [c.metadata.get(NBGRADER_KEY) for c in stamped.cells] == [blocks.get(i) for i in range(6)]
+    assert NBGRADER_KEY in nb.cells[4].metadata and NBGRADER_KEY not in nb.cells[0].metadata  # input untouched
+    assert stale_nbgrader_cells(stamped, "lesson.ipynb") == []
+    assert [c.source for c in stamped.cells] == [c.source for c in nb.cells]
+
+
+@pytest.mark.parametrize(
+    ("cells", "match"),
+    [
+        ([_check_cell("a", "ex1.a"), _check_cell("b", "ex1_a")], r"cell 1: its nbgrader grade_id 'ex1_a' .*also the grade_id of cell 0"),
+        ([_answer(), _check_cell("a", "ex1"), _check_cell("b", "ex1-answer")], r"cell 2: .*'ex1-answer' .*cell 0 \(from the answer"),
+    ],
+)
+def test_clashing_nbgrader_ids_are_an_error(cells, match):
+    with pytest.raises(ExerciseFormatError, match=rf"lesson.ipynb, {match}"):
+        nbgrader_blocks(_notebook(*cells), "lesson.ipynb")
+    with pytest.raises(ExerciseFormatError, match="rename one of the exercises"):
+        make_exercise(_notebook(*cells), "lesson.ipynb")
+
+
+def test_exercise_keeps_the_nbgrader_blocks_of_the_cells_it_keeps():
+    solution = read_notebook(FIXTURE_SOLUTION)
+    exercise = nbformat.reads(render_exercise(FIXTURE_SOLUTION), as_version=4)
+    assert [c.metadata.get(NBGRADER_KEY) for c in exercise.cells] == [c.metadata.get(NBGRADER_KEY) for c in solution.cells]
+
+
+def test_check_reports_stale_nbgrader_metadata_and_build_stamps_it(course, capsys):
+    sol, out = course / "solutions", course / "exercises"
+    build(sol, out)
+    nb = read_notebook(sol / "00_fixture.ipynb")
+    del nb.cells[3].metadata[NBGRADER_KEY]  # missing
+    nb.cells[7].metadata[NBGRADER_KEY]["points"] = 5  # stale: course.points says 2
+    nb.cells[0].metadata[NBGRADER_KEY] = {"grade": False, "solution": False, "locked": True, "grade_id": "intro"}
+    (sol / "00_fixture.ipynb").write_text(nbformat.writes(nb), encoding="utf-8")
+    assert main(["check", "--solutions", str(sol), "--out", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert f"nbgrader metadata missing or stale: {sol / '00_fixture.ipynb'} (cells 0, 3, 7)" in text
+    assert "1 problem(s)" in text  # the exercise is rendered from the stamped solution: still current
+    assert main(["build", "--solutions", str(sol), "--out", str(out)]) == 0
+    assert "0 exercise notebook(s) written, 1 unchanged; 1 solution notebook(s) given fresh" in capsys.readouterr().out
+    assert (sol / "00_fixture.ipynb").read_bytes() == FIXTURE_SOLUTION.read_bytes()
+    assert check(sol, out) == [] and build(sol, out) == []

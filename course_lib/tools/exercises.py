@@ -7,9 +7,11 @@ by hand::
     python -m course_lib.tools.exercises build  [--solutions solutions] [--out exercises]
     python -m course_lib.tools.exercises check  [--solutions solutions] [--out exercises]
 
-``build`` (re)writes every exercise notebook whose bytes would change; ``check`` writes nothing
-and exits with 1, listing the exercise notebooks that are missing, out of date, or left over
-without a solution (an ``exercises/*.ipynb`` with no solution of the same name). Both exit with
+``build`` first stamps each solution notebook's nbgrader cell metadata (below) where it is
+missing or stale, then (re)writes every exercise notebook whose bytes would change; ``check``
+writes nothing and exits with 1, listing the solutions whose nbgrader metadata is missing or
+stale and the exercise notebooks that are missing, out of date, or left over without a solution
+(an ``exercises/*.ipynb`` with no solution of the same name). Both exit with
 1 on a malformed solution notebook and 2 on bad arguments (e.g. no solutions folder). Paths are
 relative to the current folder: run them from the repository root.
 
@@ -53,6 +55,25 @@ Its source usually calls a :mod:`course_lib.checks` function, e.g. ``check_denor
 The grader (:mod:`course_lib.tools.grade`) counts an exercise as passed when its check cell runs
 without an error, and restores each check cell's source from the released exercise notebook.
 
+nbgrader metadata. So that ``nbgrader generate_assignment`` and ``nbgrader autograde`` work on the
+solution notebooks, every answer cell and check cell carries nbgrader's cell metadata (schema 3),
+derived from the course metadata above, which stays the one source of truth (:func:`nbgrader_blocks`):
+
+- an answer cell (a code cell with a solution region): ``solution: true``, ``grade: false``,
+  ``locked: false``, ``grade_id`` = ``<id of the next check cell>-answer`` (``-answer-2``, ... for
+  further answer cells before the same check; ``answer-<cell id>`` when no check cell follows);
+- a check cell: ``grade: true``, ``solution: false``, ``locked: true``, ``points`` =
+  ``course.points``, ``grade_id`` = ``course.exercise`` (a ``.``, which nbgrader's ids do not
+  allow, becomes ``_``);
+- every other cell: no nbgrader metadata (``build`` removes any). The learner may change any
+  other cell (the lessons invite it), and only the check cells are restored at grading, as the
+  course's own grader does.
+
+Two cells whose derived ids clash are an error. The exercise notebooks carry the same blocks, so
+an exercise notebook handed out from ``exercises/`` can be autograded by nbgrader like its own
+release. ``nbgrader_config.py`` at the repository root makes nbgrader's release match
+``exercises/`` (same stub line, ``solution-only`` cells dropped; see README, "Grading with nbgrader").
+
 Generated notebooks have every output and execution count removed, the volatile cell metadata
 (``execution``, ``ExecuteTime``) and saved widget state (``metadata.widgets``) dropped, missing cell ids filled in deterministically, and
 ``metadata.course.solution`` set to the solution's file name. Cells tagged ``solution-only``
@@ -75,7 +96,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from course_lib.errors import CourseInputError
-from course_lib.io import check_dir
+from course_lib.io import atomic_write, check_dir
 
 __all__ = [
     "BEGIN_MARKER",
@@ -87,6 +108,12 @@ __all__ = [
     "strip_solution",
     "find_check_cells",
     "read_notebook",
+    "NBGRADER_KEY",
+    "nbgrader_grade_id",
+    "nbgrader_blocks",
+    "stamp_nbgrader",
+    "stale_nbgrader_cells",
+    "learner_cells",
     "make_exercise",
     "render_exercise",
     "build",
@@ -105,6 +132,9 @@ METADATA_KEY = "course"
 _LOOSE_MARKER = re.compile(r"^\s*#+\s*(BEGIN|END)\s*SOLUTION\b", re.IGNORECASE)
 _EXERCISE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _VOLATILE_CELL_METADATA = ("execution", "ExecuteTime")
+NBGRADER_KEY = "nbgrader"
+NBGRADER_SCHEMA = 3
+_NOT_IN_GRADE_ID = re.compile(r"[^A-Za-z0-9_-]")  # nbgrader's ids: ^[a-zA-Z0-9_-]+$
 
 
 class ExerciseFormatError(CourseInputError):
@@ -279,24 +309,128 @@ def _first(err: BaseException) -> str:
     return lines[0] if lines else type(err).__name__
 
 
+# ----------------------------------------------------------------------------- nbgrader metadata
+
+
+def nbgrader_grade_id(exercise: str) -> str:
+    """nbgrader's ``grade_id`` for a course exercise id: the same id, with any ``.`` as ``_``."""
+    return _NOT_IN_GRADE_ID.sub("_", exercise)
+
+
+def _nbgrader_block(grade_id: str, *, check: bool, points: int = 0) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "grade": check,
+        "solution": not check,
+        "locked": check,
+        "task": False,
+        "grade_id": grade_id,
+        "schema_version": NBGRADER_SCHEMA,
+    }
+    if check:
+        block["points"] = points
+    return block
+
+
+def nbgrader_blocks(nb: NotebookNode, notebook: str = "notebook") -> dict[int, dict[str, Any]]:
+    """The nbgrader cell metadata of each answer and check cell of ``nb``, by cell index.
+
+    Derived from the course's own conventions only (solution regions, ``course`` metadata of the
+    check cells): cells not in the result should carry no nbgrader metadata. Raises
+    :class:`ExerciseFormatError` for malformed check cells or regions, and when two cells would
+    get the same ``grade_id``.
+    """
+    blocks: dict[int, dict[str, Any]] = {}
+    origin: dict[int, str] = {}
+    for found in find_check_cells(nb, notebook, strict=True):
+        blocks[found.index] = _nbgrader_block(nbgrader_grade_id(found.exercise), check=True, points=found.points)
+        origin[found.index] = f"course.exercise {found.exercise!r}"
+    check_indexes = sorted(blocks)
+    answers_before: dict[int, int] = {}
+    for index, cell in enumerate(nb.get("cells", [])):
+        if index in blocks or not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        _, regions = strip_solution(cell.get("source", ""), _where(notebook, index))
+        if not regions:
+            continue
+        following = next((i for i in check_indexes if i > index), None)
+        if following is None:
+            cell_id = cell.get("id") or f"cell-{index}"
+            grade_id = f"answer-{_NOT_IN_GRADE_ID.sub('_', str(cell_id))}"
+            origin[index] = "an answer cell with no check cell after it"
+        else:
+            answers_before[following] = answers_before.get(following, 0) + 1
+            count = answers_before[following]
+            grade_id = f"{blocks[following]['grade_id']}-answer" + (f"-{count}" if count > 1 else "")
+            origin[index] = f"the answer to the check cell {following}"
+        blocks[index] = _nbgrader_block(grade_id, check=False)
+    seen: dict[str, int] = {}
+    for index in sorted(blocks):
+        grade_id = blocks[index]["grade_id"]
+        if grade_id in seen:
+            raise ExerciseFormatError(
+                f"{_where(notebook, index)}: its nbgrader grade_id {grade_id!r} (from {origin[index]}) is also the "
+                f"grade_id of cell {seen[grade_id]} (from {origin[seen[grade_id]]}); nbgrader needs unique ids: "
+                "rename one of the exercises (course.exercise)."
+            )
+        seen[grade_id] = index
+    return blocks
+
+
+def stamp_nbgrader(nb: NotebookNode, notebook: str = "notebook") -> NotebookNode:
+    """A copy of ``nb`` whose answer and check cells carry their nbgrader metadata and no other cell does.
+
+    The input is not modified. See :func:`nbgrader_blocks` for what each cell gets.
+    """
+    if not isinstance(nb, dict) or "cells" not in nb:
+        raise CourseInputError("nb: expected a notebook (nbformat.NotebookNode), e.g. from read_notebook(path).")
+    blocks = nbgrader_blocks(nb, notebook)
+    out = copy.deepcopy(nb)
+    for index, cell in enumerate(out.cells):
+        if index in blocks:
+            cell.metadata[NBGRADER_KEY] = NotebookNode(blocks[index])
+        else:
+            cell.metadata.pop(NBGRADER_KEY, None)
+    return out
+
+
+def stale_nbgrader_cells(nb: NotebookNode, notebook: str = "notebook") -> list[int]:
+    """The indexes of the cells whose nbgrader metadata is missing, stale or not wanted (empty: all current)."""
+    blocks = nbgrader_blocks(nb, notebook)
+    return [
+        index
+        for index, cell in enumerate(nb.cells)
+        if cell.get("metadata", {}).get(NBGRADER_KEY) != blocks.get(index)
+    ]
+
+
+def learner_cells(cells: list[Any]) -> list[Any]:
+    """The cells a learner gets: ``solution-only`` cells left out, Colab links moved to ``/exercises/``.
+
+    Changes the sources of the kept markdown and raw cells in place and returns the kept cells;
+    shared by :func:`make_exercise` and nbgrader's release (:mod:`course_lib.tools.nbgrader_release`).
+    """
+    kept = [c for c in cells if SOLUTION_ONLY_TAG not in (c.get("metadata", {}).get("tags", []) or [])]
+    for cell in kept:
+        if cell.get("cell_type") != "code" and isinstance(cell.get("source"), str):
+            cell["source"] = cell["source"].replace("/solutions/", "/exercises/")
+    return kept
+
+
 def make_exercise(nb: NotebookNode, notebook: str = "notebook") -> NotebookNode:
     """The exercise version of a solution notebook: regions stubbed, outputs and counts removed.
 
     ``notebook`` is the solution's file name, used in error messages and recorded in
     ``metadata.course.solution``. The input is not modified.
     """
-    if not isinstance(nb, dict) or "cells" not in nb:
-        raise CourseInputError("nb: expected a notebook (nbformat.NotebookNode), e.g. from read_notebook(path).")
-    out = copy.deepcopy(nb)
-    # Cells tagged "solution-only" (e.g. "these are the worked answers") do not go to learners.
-    out.cells = [c for c in out.cells if SOLUTION_ONLY_TAG not in c.get("metadata", {}).get("tags", [])]
+    out = stamp_nbgrader(nb, notebook)  # a copy; the nbgrader metadata travels with the exercise
+    # Cells tagged "solution-only" (e.g. "these are the worked answers") do not go to learners, and
+    # Open-in-Colab badges point at the exercise notebook, not at its solution.
+    out.cells = learner_cells(out.cells)
     checks = {c.index for c in find_check_cells(out, notebook, strict=True)}
     for index, cell in enumerate(out.cells):
         where = _where(notebook, index)
         source = cell.get("source", "")
         if cell.cell_type != "code":
-            # Open-in-Colab badges point at the exercise notebook, not at its solution.
-            cell.source = source = source.replace("/solutions/", "/exercises/")
             for number, line in enumerate(source.splitlines(), start=1):
                 if _marker_kind(line) is not None:
                     raise ExerciseFormatError(
@@ -321,12 +455,15 @@ def make_exercise(nb: NotebookNode, notebook: str = "notebook") -> NotebookNode:
     return out
 
 
+def _text(nb: NotebookNode) -> str:
+    text = nbformat.writes(nb)
+    return text if text.endswith("\n") else text + "\n"
+
+
 def render_exercise(solution_path: Path | str) -> str:
     """The exact text of the exercise notebook for ``solution_path`` (stable JSON, trailing newline)."""
     path = Path(solution_path)
-    nb = read_notebook(path, "solution_path")
-    text = nbformat.writes(make_exercise(nb, path.name))
-    return text if text.endswith("\n") else text + "\n"
+    return _text(make_exercise(read_notebook(path, "solution_path"), path.name))
 
 
 def _solutions(solutions_dir: Path | str) -> list[Path]:
@@ -334,40 +471,68 @@ def _solutions(solutions_dir: Path | str) -> list[Path]:
     return sorted(p for p in folder.glob("*.ipynb") if p.is_file())
 
 
-def build(solutions_dir: Path | str = "solutions", out_dir: Path | str = "exercises") -> list[Path]:
-    """Write the exercise notebook of every solution notebook; return the files that changed.
+@dataclass(frozen=True)
+class _Plan:
+    """What build/check found for one solution notebook."""
 
-    Files whose bytes would not change are left alone (their timestamps too).
+    source: Path
+    stale_cells: list[int]  # cells whose nbgrader metadata is missing or stale
+    solution_text: str  # the solution, stamped (what build writes when stale_cells is not empty)
+    exercise_bytes: bytes
+
+
+def _plan(src: Path) -> _Plan:
+    nb = read_notebook(src, "solution")
+    stamped = stamp_nbgrader(nb, src.name)
+    exercise = make_exercise(stamped, src.name)
+    return _Plan(src, stale_nbgrader_cells(nb, src.name), _text(stamped), _text(exercise).encode("utf-8"))
+
+
+def _write_text(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def build(solutions_dir: Path | str = "solutions", out_dir: Path | str = "exercises") -> list[Path]:
+    """Stamp the solutions' nbgrader metadata and write their exercise notebooks; return the files written.
+
+    A solution notebook is rewritten only when its nbgrader metadata is missing or stale (see
+    :func:`nbgrader_blocks`), and an exercise notebook only when its bytes would change, so a
+    second run writes nothing. Every notebook is rendered before anything is written: a malformed
+    solution leaves all files as they were.
     """
-    sources = _solutions(solutions_dir)
-    rendered = [(src, render_exercise(src).encode("utf-8")) for src in sources]  # all or nothing
+    plans = [_plan(src) for src in _solutions(solutions_dir)]  # all or nothing
     out = Path(out_dir)
     written: list[Path] = []
-    for src, data in rendered:
-        target = out / src.name
-        if target.is_file() and target.read_bytes() == data:
+    for plan in plans:
+        if plan.stale_cells:
+            _write_text(plan.source, plan.solution_text.encode("utf-8"))
+            written.append(plan.source)
+    for plan in plans:
+        target = out / plan.source.name
+        if target.is_file() and target.read_bytes() == plan.exercise_bytes:
             continue
-        out.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        _write_text(target, plan.exercise_bytes)
         written.append(target)
     return written
 
 
 def check(solutions_dir: Path | str = "solutions", out_dir: Path | str = "exercises") -> list[str]:
-    """List what ``build`` would fix: missing or out-of-date exercise notebooks, and orphans.
+    """List what ``build`` would fix: stale nbgrader metadata, missing or out-of-date exercises, orphans.
 
-    An empty list means every exercise notebook is up to date.
+    An empty list means every solution is stamped and every exercise notebook is up to date.
     """
     problems: list[str] = []
     out = Path(out_dir)
     sources = _solutions(solutions_dir)
-    for src in sources:
-        target = out / src.name
-        expected = render_exercise(src).encode("utf-8")
+    for plan in map(_plan, sources):
+        if plan.stale_cells:
+            cells = ", ".join(map(str, plan.stale_cells))
+            problems.append(f"nbgrader metadata missing or stale: {plan.source} (cells {cells})")
+        target = out / plan.source.name
         if not target.is_file():
-            problems.append(f"missing: {target} (from {src})")
-        elif target.read_bytes() != expected:
-            problems.append(f"out of date: {target} (from {src})")
+            problems.append(f"missing: {target} (from {plan.source})")
+        elif target.read_bytes() != plan.exercise_bytes:
+            problems.append(f"out of date: {target} (from {plan.source})")
     names = {src.name for src in sources}
     if out.is_dir():
         for extra in sorted(out.glob("*.ipynb")):
@@ -394,7 +559,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             written = build(args.solutions, args.out)
             for path in written:
                 print(f"wrote {path}")
-            print(f"{len(written)} exercise notebook(s) written, {len(_solutions(args.solutions)) - len(written)} unchanged.")
+            total = len(_solutions(args.solutions))
+            exercises = sum(1 for path in written if path.parent == Path(args.out))
+            stamped = len(written) - exercises
+            print(
+                f"{exercises} exercise notebook(s) written, {total - exercises} unchanged; "
+                f"{stamped} solution notebook(s) given fresh nbgrader metadata."
+            )
             return 0
         problems = check(args.solutions, args.out)
     except ExerciseFormatError as err:
