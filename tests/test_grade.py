@@ -212,3 +212,52 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
 def test_default_reference_is_the_repo_exercises_folder():
     folder = grade.default_reference_dir()
     assert folder is None or (folder.name == "exercises" and folder.parent == Path(grade.__file__).resolve().parents[2])
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to list the grader's processes")
+def test_ctrl_c_stops_grading_cleanly_and_leaves_no_process(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import time\ntime.sleep(120)"),
+        nbformat.v4.new_code_cell("pass", metadata={"tags": ["check"], "course": {"exercise": "x"}}),
+    ])
+    nbformat.write(nb, tmp_path / "slow.ipynb")
+    out = tmp_path / "marks.json"
+    proc = subprocess.Popen([sys.executable, "-m", "course_lib.tools.grade", str(tmp_path / "slow.ipynb"),
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(_descendants(proc.pid)) < 2 and time.monotonic() < deadline:  # the worker and its kernel
+        time.sleep(0.2)
+    below = _descendants(proc.pid)
+    assert len(below) >= 2, "the grader never started a worker and a kernel"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    assert not out.exists()
+    time.sleep(0.5)
+    alive = [p for p in below if Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]]
+    assert not alive, f"processes left running after Ctrl-C: {alive}"

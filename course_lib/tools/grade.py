@@ -435,7 +435,7 @@ def marks_payload(reports: Sequence[NotebookReport]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line; returns 0 when grading ran (whatever the marks), 2 on bad arguments."""
+    """Command line; returns 0 when grading ran (whatever the marks), 2 on bad arguments, 130 on Ctrl-C."""
     parser = argparse.ArgumentParser(
         prog="python -m course_lib.tools.grade",
         description="Grade submitted exercise notebooks: run each in a fresh kernel and count passing check cells.",
@@ -465,7 +465,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CourseInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    reports = _grade_all(notebooks, reference, args.timeout, args.total_timeout, args.profile)
+    try:
+        reports = _grade_all(notebooks, reference, args.timeout, args.total_timeout, args.profile)
+    except KeyboardInterrupt:  # Ctrl-C: the running kernel and its processes are already stopped
+        print("interrupted: grading stopped, no marks written", file=sys.stderr)
+        return 130
     payload = marks_payload(reports)
     if args.out is not None:
         write_json(args.out, payload)  # every kernel and its descendants are gone by now
