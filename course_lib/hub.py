@@ -24,7 +24,9 @@ from course_lib.io import REPO_ROOT
 SHIPPED: dict[str, str] = {
     "mel-diffusion-64": "scripts/train_mel_diffusion.py",
     "style-classifier": "scripts/train_style_classifier.py",
-    "tiny-musicgen": "scripts/make_tiny_musicgen.py",
+    "tiny-musicgen": "scripts/make_tiny_musicgen.py",  # untrained; tokenizer of the tests' Hub stand-in, a baseline
+    "course-encodec": "scripts/train_codec.py",
+    "course-musicgen": "scripts/train_musicgen.py",  # needs course-encodec first
     "drum-classifier": "scripts/train_drum_classifier.py",
     "drum-diffusion": "scripts/train_drums.py",
     "spectrogram-vae": "scripts/train_vae.py",
@@ -34,7 +36,7 @@ SHIPPED: dict[str, str] = {
 
 # Hub id → folder (relative to the repository root) holding its course-made stand-in.
 STANDINS: dict[str, str] = {
-    "facebook/musicgen-small": "checkpoints/tiny-musicgen",
+    "facebook/musicgen-small": "checkpoints/course-musicgen",  # trained on course music (lesson 04)
     "teticio/audio-diffusion-instrumental-hiphop-256": "checkpoints/mel-diffusion-64",
 }
 
@@ -140,7 +142,8 @@ def resolve_pretrained(
             "save_pretrained."
         )
     script = SHIPPED.get(Path(STANDINS[hub_id]).name, "its script")
-    return str(_check_saved_dir(path, "hub_id", f"Rebuild the stand-in with `python {script}` from the repository root."))
+    return str(_check_saved_dir(path, "hub_id", f"Rebuild the course's model with `python {script}` from the "
+                                                "repository root."))
 
 
 def is_standin(source: str) -> bool:

@@ -1,13 +1,14 @@
-"""MusicGen for lesson 04: loading (online or offline), generation with timing, the delay pattern.
+"""MusicGen for lesson 04: loading (online or offline), generation with timing, the codebook patterns.
 
 MusicGen is three models in a row: a T5 **text encoder**, a **decoder language model** that
 predicts discrete audio tokens for several EnCodec codebooks at once, and the **EnCodec** decoder
 that turns tokens back into a waveform. One transformer handles all codebooks by *delaying*
 codebook ``k`` by ``k`` steps (the delay pattern, see :func:`delay_pattern`).
 
-Online, :func:`load_musicgen` loads ``facebook/musicgen-small``; offline it loads the course's
-tiny, untrained stand-in from ``checkpoints/tiny-musicgen`` through the same ``from_pretrained``
-calls (see :mod:`course_lib.hub`).
+Online, :func:`load_musicgen` loads ``facebook/musicgen-small``; offline it loads the course's own
+small MusicGen, trained on course-made music (``checkpoints/course-musicgen``, made by
+``scripts/train_musicgen.py`` around the course codec ``checkpoints/course-encodec``), through the
+same ``from_pretrained`` calls (see :mod:`course_lib.hub`).
 
 >>> mg = load_musicgen()
 >>> result = generate(mg, text=["lo-fi piano"], max_new_tokens=64, seed=0)
@@ -41,7 +42,11 @@ PAD = -1  # how :func:`delay_pattern` marks a step where a codebook produces not
 
 @dataclass
 class MusicGen:
-    """A loaded MusicGen: model, processor, where they came from, and their key numbers."""
+    """A loaded MusicGen: model, processor, where they came from, and their key numbers.
+
+    ``standin`` is True when the model came from a local folder (offline: the course's own MusicGen)
+    rather than from the Hub.
+    """
 
     model: Any
     processor: Any
@@ -51,7 +56,7 @@ class MusicGen:
 
     @property
     def sample_rate(self) -> int:
-        """EnCodec's sampling rate in Hz (32 000 for musicgen-small and the stand-in)."""
+        """EnCodec's sampling rate in Hz (32 000 for musicgen-small, 22 050 for the course's model)."""
         return int(self.model.config.audio_encoder.sampling_rate)
 
     @property
@@ -71,7 +76,7 @@ class MusicGen:
 
     @property
     def codebook_size(self) -> int:
-        """Codes per codebook (2048 for musicgen-small, 256 for the stand-in)."""
+        """Codes per codebook (2048 for musicgen-small, 512 for the course's model)."""
         return int(self.model.config.audio_encoder.codebook_size)
 
     @property
@@ -88,7 +93,7 @@ class MusicGen:
         """The numbers a learner should know about the loaded model, as a dict."""
         return {
             "source": self.source,
-            "untrained stand-in": self.standin,
+            "course model (offline)": self.standin,
             "parameters": self.num_parameters,
             "sample_rate": self.sample_rate,
             "frame_rate": self.frame_rate,
@@ -106,7 +111,7 @@ def load_musicgen(
     online: bool | None = None,
     device: str | None = None,
 ) -> MusicGen:
-    """Load model and processor: ``hub_id`` online, the shipped stand-in offline.
+    """Load model and processor: ``hub_id`` online, the course's own MusicGen offline.
 
     Both go through ``MusicgenForConditionalGeneration.from_pretrained`` and
     ``AutoProcessor.from_pretrained``; only the source differs (:func:`course_lib.hub.resolve_pretrained`).
@@ -118,7 +123,7 @@ def load_musicgen(
     source = resolve_pretrained(hub_id, local_dir, online=online)
     dev = settings.device(device)
     level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the stand-in's pad id = codebook size is correct but warned about
+    hf_logging.set_verbosity_error()  # pad id = codebook size is how MusicGen is meant to be, but warned about
     try:
         model = MusicgenForConditionalGeneration.from_pretrained(source).to(dev).eval()
         processor = AutoProcessor.from_pretrained(source)
@@ -180,6 +185,20 @@ def tokens_to_seconds(max_new_tokens: int, frame_rate: int = 50, num_codebooks: 
     rate = check_positive_int(frame_rate, "frame_rate")
     k = check_positive_int(num_codebooks, "num_codebooks")
     return steps / rate, max(steps - (k - 1), 0) / rate
+
+
+def bitrate_kbps(frame_rate: int, num_codebooks: int, codebook_size: int) -> float:
+    """EnCodec's bitrate in kbit/s: ``frame_rate × num_codebooks × log2(codebook_size) / 1000``.
+
+    Each frame sends one code per codebook, and a code out of ``codebook_size`` takes
+    ``log2(codebook_size)`` bits: musicgen-small's 4 codebooks of 2048 at 50 frames/s make 2.2 kbit/s.
+
+    Taught in lesson 04 (notebooks/04_musicgen.ipynb).
+    """
+    rate = check_positive_int(frame_rate, "frame_rate")
+    books = check_positive_int(num_codebooks, "num_codebooks")
+    size = check_positive_int(codebook_size, "codebook_size", minimum=2)
+    return round(rate * books * math.log2(size) / 1000, 6)
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -307,6 +326,46 @@ def plot_delay_pattern(delayed: Any, max_steps: int = 12, pad: int = PAD, ax: An
     ax.set_xlabel("decoder step (colour and f#: the audio frame the token belongs to)")
     ax.set_title(title or "The delay pattern: codebook k runs k steps late")
     return ax
+
+
+def plot_patterns(steps: dict[str, Any], token: tuple[int, int], axes: Any = None) -> Any:
+    """Draw codebook patterns side by side: the step that writes each token, and what one token can see.
+
+    ``steps`` maps a pattern name to a ``(codebooks, frames)`` array of decoder step numbers (the step
+    at which each token is written). For ``token = (codebook, frame)`` the cells are coloured: the token
+    itself (red), tokens written at an earlier step, which it can see (green), and tokens written at the
+    same or a later step, which it cannot (grey). The numbers are the steps.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    if not isinstance(steps, dict) or not steps:
+        raise CourseInputError("steps: expected a dict {pattern name: (codebooks, frames) array of step numbers}.")
+    arrays = {name: np.asarray(a) for name, a in steps.items()}
+    shapes = {a.shape for a in arrays.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise CourseInputError(f"steps: every pattern needs the same 2-D (codebooks, frames) shape, got {sorted(shapes)}.")
+    k, t = next(iter(shapes))
+    if (not isinstance(token, tuple) or len(token) != 2 or not all(isinstance(v, (int, np.integer)) for v in token)
+            or not (0 <= token[0] < k and 0 <= token[1] < t)):
+        raise CourseInputError(f"token: expected (codebook, frame) with codebook < {k} and frame < {t}, got {token!r}.")
+    if axes is None:
+        _, axes = plt.subplots(1, len(arrays), figsize=(4.2 * len(arrays), 0.5 * k + 1.6), squeeze=False)
+        axes = axes[0]
+    cmap = ListedColormap(["#d9d9d9", "#74c476", "#e6550d"])
+    for ax, (name, arr) in zip(axes, arrays.items()):
+        own = arr[token]
+        state = np.where(arr < own, 1, 0)
+        state[token] = 2
+        ax.imshow(state, cmap=cmap, vmin=0, vmax=2, aspect="auto")
+        for b in range(k):
+            for f in range(t):
+                ax.text(f, b, str(int(arr[b, f])), ha="center", va="center", fontsize=8)
+        ax.set_xticks(range(t))
+        ax.set_yticks(range(k), [f"cb {b}" for b in range(k)])
+        ax.set_xlabel("audio frame")
+        ax.set_title(f"{name}: {int(arr.max()) + 1} steps; token sees {int((arr < own).sum())}")
+    return axes
 
 
 # ----------------------------------------------------------------------------- generation
@@ -594,5 +653,5 @@ def save_generation(path: str | os.PathLike, result: Generation, index: int = 0)
     clip = result.audio[index]
     peak = float(np.max(np.abs(clip))) if clip.size else 0.0
     if peak > 1.0:
-        clip = clip / peak  # an untrained model can overshoot; never clip silently
+        clip = clip / peak  # a generated clip can overshoot; never clip silently
     return save_wav(path, clip, result.sample_rate)

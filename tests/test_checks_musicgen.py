@@ -138,17 +138,17 @@ def test_the_broken_delay_of_the_exercise_gets_hints_in_order():
 
 
 @pytest.fixture(scope="module")
-def tiny_musicgen():
+def course_musicgen():
     from course_lib import musicgen
 
     return musicgen.load_musicgen(online=False, device="cpu")
 
 
-def test_output_samples_is_measured_on_the_model(tiny_musicgen, capsys):
+def test_output_samples_is_measured_on_the_model(course_musicgen, capsys):
     from course_lib import musicgen
     from course_lib.checks.lesson04 import SAMPLE_NEW_TOKENS, SAMPLE_PROMPT_SECONDS
 
-    mg = tiny_musicgen
+    mg = course_musicgen
     prompt = int(SAMPLE_PROMPT_SECONDS * mg.sample_rate)
     right = {"text only": musicgen.expected_num_samples(mg, SAMPLE_NEW_TOKENS),
              "with prompt": musicgen.expected_num_samples(mg, SAMPLE_NEW_TOKENS, prompt)}
@@ -162,3 +162,47 @@ def test_output_samples_is_measured_on_the_model(tiny_musicgen, capsys):
         checks.check_output_samples({"text only": None, "with prompt": None}, mg)
     with pytest.raises(ExerciseFailed, match="load_musicgen"):
         checks.check_output_samples(right, "mg")
+
+
+def right_codebook_loss(logits, targets, pad):
+    import torch.nn.functional as F
+
+    books = logits.shape[1]
+    return sum(F.cross_entropy(logits[:, k].reshape(-1, logits.shape[-1]), targets[:, k].reshape(-1),
+                               ignore_index=pad) for k in range(books)) / books
+
+
+def test_codebook_loss(capsys):
+    import torch.nn.functional as F
+
+    checks.check_codebook_loss(right_codebook_loss)
+    assert "✅" in capsys.readouterr().out
+    with pytest.raises(ExerciseFailed, match="sum over the codebooks"):
+        checks.check_codebook_loss(lambda lg, tg, pad: right_codebook_loss(lg, tg, pad) * lg.shape[1])
+    with pytest.raises(ExerciseFailed, match="one mean over all tokens"):
+        checks.check_codebook_loss(lambda lg, tg, pad: F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tg.reshape(-1),
+                                                                       ignore_index=pad))
+    with pytest.raises(ExerciseFailed, match="leave pad positions out"):  # pad = codebook size is no class
+        checks.check_codebook_loss(lambda lg, tg, pad: F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tg.reshape(-1)))
+    with pytest.raises(ExerciseFailed, match="one number"):
+        checks.check_codebook_loss(lambda lg, tg, pad: [1.0, 2.0])
+    with pytest.raises(ExerciseFailed, match="not answered yet"):
+        checks.check_codebook_loss(lambda lg, tg, pad: (_ for _ in ()).throw(NotImplementedError()))
+
+
+def test_codebook_loss_reference_is_transformers_loss(course_musicgen):
+    """The check's formula is MusicgenForCausalLM's loss given labels, on the course model's real logits."""
+    model = course_musicgen.model
+    k, pad = model.decoder.num_codebooks, model.config.decoder.pad_token_id
+    gen = torch.Generator().manual_seed(0)
+    frames = 7
+    targets = torch.full((1, k, frames + k - 1), pad)
+    for b in range(k):
+        targets[:, b, b:b + frames] = torch.randint(0, pad, (1, frames), generator=gen)
+    decoder_in = torch.cat([torch.full((1, k, 1), pad), targets[..., :-1]], dim=-1).reshape(k, -1)
+    text = course_musicgen.processor(text=["techno"], return_tensors="pt")
+    with torch.no_grad():
+        out = model(**text, decoder_input_ids=decoder_in, labels=targets.transpose(1, 2))
+    logits = out.logits.reshape(1, k, frames + k - 1, -1)
+    assert abs(float(right_codebook_loss(logits, targets, pad)) - float(out.loss)) < 1e-4
+    checks.check_codebook_loss(right_codebook_loss)

@@ -19,7 +19,7 @@ def test_online_returns_the_hub_id_unchanged():
 def test_offline_returns_the_shipped_standin_folder(monkeypatch):
     monkeypatch.setenv("COURSE_OFFLINE", "1")
     source = hub.resolve_pretrained("facebook/musicgen-small")
-    assert Path(source) == hub.REPO_ROOT / "checkpoints" / "tiny-musicgen"
+    assert Path(source) == hub.REPO_ROOT / "checkpoints" / "course-musicgen"
     assert (Path(source) / "config.json").is_file() and (Path(source) / "model.safetensors").is_file()
     assert hub.is_standin(source) and not hub.is_standin("facebook/musicgen-small")
     assert os.environ["HF_HUB_OFFLINE"] == "1"  # go_offline() ran
@@ -29,7 +29,7 @@ def test_settings_decide_when_online_is_not_given(monkeypatch):
     monkeypatch.setattr(settings, "is_online", lambda *a, **k: True)
     assert hub.resolve_pretrained("facebook/musicgen-small") == "facebook/musicgen-small"
     monkeypatch.setattr(settings, "is_online", lambda *a, **k: False)
-    assert hub.resolve_pretrained("facebook/musicgen-small").endswith("tiny-musicgen")
+    assert hub.resolve_pretrained("facebook/musicgen-small").endswith("course-musicgen")
 
 
 def test_unknown_id_offline_fails_fast_and_explains():
@@ -55,7 +55,7 @@ def test_explicit_local_dir(tmp_path):
 
 def test_missing_standin_folder_says_how_to_rebuild(monkeypatch, tmp_path):
     monkeypatch.setattr(hub, "REPO_ROOT", tmp_path)
-    with pytest.raises(CourseInputError, match="make_tiny_musicgen.py"):
+    with pytest.raises(CourseInputError, match="train_musicgen.py"):
         hub.resolve_pretrained("facebook/musicgen-small", online=False)
 
 

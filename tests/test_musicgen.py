@@ -1,4 +1,4 @@
-"""course_lib.musicgen on the course's tiny, untrained MusicGen (offline)."""
+"""course_lib.musicgen on the course's own small MusicGen (offline: checkpoints/course-musicgen)."""
 
 import json
 from pathlib import Path
@@ -12,6 +12,7 @@ from course_lib import musicgen as M
 from course_lib.validate import CourseInputError
 
 STEPS = 8
+SR, HOP = 22050, 441  # the course codec: 50 frames per second
 
 
 @pytest.fixture(scope="module")
@@ -19,24 +20,24 @@ def mg():
     return M.load_musicgen(online=False, device="cpu")
 
 
-def test_loads_the_standin_with_the_real_models_numbers(mg):
-    assert mg.standin and mg.source.endswith("tiny-musicgen")
-    assert (mg.sample_rate, mg.frame_rate, mg.hop_length, mg.num_codebooks) == (32000, 50, 640, 4)
+def test_loads_the_course_model_with_musicgens_layout(mg):
+    assert mg.standin and mg.source.endswith("course-musicgen")
+    assert (mg.sample_rate, mg.frame_rate, mg.hop_length, mg.num_codebooks) == (SR, 50, HOP, 4)
     # facts that broke earlier builds: pad/bos = codebook size, quantizers = codebooks, text vocab > bos
     dec = mg.model.config.decoder
-    assert dec.pad_token_id == dec.bos_token_id == mg.codebook_size == 256
+    assert dec.pad_token_id == dec.bos_token_id == mg.codebook_size == 512
     assert mg.model.config.audio_encoder.num_quantizers == mg.num_codebooks
     assert mg.model.config.text_encoder.vocab_size > dec.bos_token_id
-    # codebooks initialised (a fresh EnCodec has all-zero ones)
+    # codebooks trained (a fresh EnCodec has all-zero ones)
     book = mg.model.audio_encoder.quantizer.layers[0].codebook.embed
     assert float(book.abs().sum()) > 0 and not torch.allclose(book[0], book[1])
 
 
 def test_tokenizer_is_the_saved_one():
-    tok = json.loads((Path(M.__file__).parents[1] / "checkpoints/tiny-musicgen/tokenizer.json").read_text())
+    tok = json.loads((Path(M.__file__).parents[1] / "checkpoints/course-musicgen/tokenizer.json").read_text())
     mg_tok = M.load_musicgen(online=False).processor.tokenizer
-    assert mg_tok.tokenize("slow lofi piano") == ["▁slow", "▁lofi", "▁piano"]
-    assert len(mg_tok) == 512 and tok["model"]["type"] == "Unigram"
+    assert mg_tok.tokenize("chill hip hop with sub bass") == ["▁chill", "▁hip", "▁hop", "▁with", "▁sub", "▁bass"]
+    assert len(mg_tok) == 640 and tok["model"]["type"] == "Unigram"
 
 
 def test_lengths():
@@ -47,8 +48,8 @@ def test_lengths():
 @pytest.mark.parametrize("steps", [STEPS, 13])
 def test_unconditional_length_follows_max_new_tokens(mg, steps):
     r = M.generate(mg, max_new_tokens=steps, seed=0)
-    assert r.audio[0].shape == (1, (steps - 3) * 640) == (1, M.expected_num_samples(mg, steps))
-    assert r.sample_rate == 32000 and not r.guidance
+    assert r.audio[0].shape == (1, (steps - 3) * HOP) == (1, M.expected_num_samples(mg, steps))
+    assert r.sample_rate == SR and not r.guidance
     assert r.codes.shape == (1, 4, steps - 3) and r.delayed.shape == (1, 4, steps)
 
 
@@ -95,15 +96,15 @@ def test_greedy_is_deterministic_without_a_seed(mg):
 
 
 def test_audio_prompts_of_different_length_lose_their_padding(mg):
-    short = (0.3 * np.sin(np.arange(16000) / 10)).astype(np.float32)
-    long = (0.3 * np.sin(np.arange(24000) / 7)).astype(np.float32)
-    r = M.generate(mg, audio=[short, long], sample_rate=32000, text=["a", "b"], max_new_tokens=STEPS, seed=0)
+    short = (0.3 * np.sin(np.arange(11025) / 10)).astype(np.float32)   # 25 frames
+    long = (0.3 * np.sin(np.arange(16538) / 7)).astype(np.float32)     # 37.5 frames: 38
+    r = M.generate(mg, audio=[short, long], sample_rate=SR, text=["jazz", "rock"], max_new_tokens=STEPS, seed=0)
     lengths = [a.shape[-1] for a in r.audio]
-    assert lengths == [M.expected_num_samples(mg, STEPS, 16000, 24000), M.expected_num_samples(mg, STEPS, 24000)]
-    assert lengths == [(38 + STEPS - 3) * 640 - 8000, (38 + STEPS - 3) * 640]
+    assert lengths == [M.expected_num_samples(mg, STEPS, 11025, 16538), M.expected_num_samples(mg, STEPS, 16538)]
+    assert lengths == [(38 + STEPS - 3) * HOP - 5513, (38 + STEPS - 3) * HOP]
     # a single prompt: no padding at all
-    one = M.generate(mg, audio=short[None, :], sample_rate=32000, max_new_tokens=STEPS, seed=0)
-    assert one.audio[0].shape[-1] == (25 + STEPS - 3) * 640
+    one = M.generate(mg, audio=short[None, :], sample_rate=SR, max_new_tokens=STEPS, seed=0)
+    assert one.audio[0].shape[-1] == (25 + STEPS - 3) * HOP
 
 
 def test_save_and_load_identity(mg, tmp_path):
@@ -119,7 +120,7 @@ def test_wav_export_at_the_encoders_rate(mg, tmp_path):
     r = M.generate(mg, max_new_tokens=8, seed=0)
     path = M.save_generation(tmp_path / "out.wav", r)
     data, rate = sf.read(path)
-    assert rate == 32000 and data.shape == (5 * 640,)
+    assert rate == SR and data.shape == (5 * HOP,)
     assert np.abs(data - r.audio[0][0] / max(1.0, np.abs(r.audio[0]).max())).max() < 1e-4
 
 
@@ -137,11 +138,11 @@ def test_cost_row(mg):
         ({"text": ["ok", "  "]}, "text\\[1\\]"),
         ({"text": []}, "text"),
         ({"text": ["ok", 3]}, "text\\[1\\]"),
-        ({"audio": np.zeros(32000, np.float32), "sample_rate": 16000}, "16000 Hz.*32000"),
-        ({"audio": np.zeros(32000, np.float32)}, "sample_rate"),
-        ({"audio": np.zeros((2, 32000), np.float32), "sample_rate": 32000}, "2 channels.*to_mono"),
-        ({"audio": np.zeros(32000, np.int16), "sample_rate": 32000}, "integer"),
-        ({"audio": [np.zeros(32000, np.float32)], "text": ["a", "b"], "sample_rate": 32000}, "one text per clip"),
+        ({"audio": np.zeros(SR, np.float32), "sample_rate": 16000}, "16000 Hz.*22050"),
+        ({"audio": np.zeros(SR, np.float32)}, "sample_rate"),
+        ({"audio": np.zeros((2, SR), np.float32), "sample_rate": SR}, "2 channels.*to_mono"),
+        ({"audio": np.zeros(SR, np.int16), "sample_rate": SR}, "integer"),
+        ({"audio": [np.zeros(SR, np.float32)], "text": ["a", "b"], "sample_rate": SR}, "one text per clip"),
         ({"max_new_tokens": 5000}, "max_new_tokens.*1024 positions"),
         ({"max_new_tokens": 2}, "max_new_tokens"),
         ({"guidance_scale": -1}, "guidance_scale"),
@@ -155,7 +156,7 @@ def test_bad_inputs(mg, kwargs, match):
 
 
 def test_audio_prompt_leaves_less_room(mg):
-    clip = np.zeros(32000 * 10, np.float32)  # 500 frames of prompt
+    clip = np.zeros(SR * 10, np.float32)  # 500 frames of prompt
     with pytest.raises(CourseInputError, match="audio prompt takes 500"):
         M.check_max_new_tokens(mg, 600, prompt_frames=500)
     assert M.check_max_new_tokens(mg, 523, prompt_frames=500) == 523
@@ -174,7 +175,7 @@ def test_bad_helper_inputs():
 def test_cost_table_rows(mg):
     rows = M.cost_table(mg, max_new_tokens=6, batch_sizes=(1, 2), guidance=(1.0,))
     assert [(r["batch"], r["guidance"], r["new tokens"]) for r in rows] == [(1, False, 6), (2, False, 6)]
-    assert all(r["audio s"] == 3 * 640 / 32000 for r in rows)
+    assert all(r["audio s"] == round(3 * HOP / SR, 2) for r in rows)
     with pytest.raises(CourseInputError, match="batch_sizes"):
         M.cost_table(mg, max_new_tokens=6, batch_sizes=(0,))
 
@@ -186,3 +187,34 @@ def test_progress_bar_does_not_change_the_output(mg):
     proc = M.progress_bar(6)
     scores = torch.randn(2, 5)
     assert torch.equal(proc[0](torch.zeros(2, 1, dtype=torch.long), scores), scores) and proc[0].count == 1
+
+
+def test_bitrate():
+    assert M.bitrate_kbps(50, 4, 2048) == 2.2      # musicgen-small's EnCodec
+    assert M.bitrate_kbps(50, 1, 512) == 0.45     # the course codec: 1, 2, 4 codebooks
+    assert [M.bitrate_kbps(50, n, 512) for n in (1, 2, 4)] == [0.45, 0.9, 1.8]
+    assert M.bitrate_kbps(75, 8, 1024) == 6.0      # EnCodec 24 kHz at 6 kbit/s
+    with pytest.raises(CourseInputError, match="codebook_size"):
+        M.bitrate_kbps(50, 4, 1)
+
+
+def test_bitrate_matches_the_course_codecs_config(mg):
+    codec = mg.model.audio_encoder.config
+    assert M.bitrate_kbps(mg.frame_rate, mg.num_codebooks, mg.codebook_size) == codec.target_bandwidths[-1] == 1.8
+
+
+def test_plot_patterns_colours_what_a_token_sees():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    k, t = np.arange(4)[:, None], np.arange(5)[None, :]
+    steps = {"flatten": t * 4 + k, "parallel": t + 0 * k, "delay": t + k}
+    axes = M.plot_patterns(steps, token=(2, 3))
+    titles = [ax.get_title() for ax in axes]
+    # flatten: 14 tokens before (3 frames × 4 + 2); parallel: the 12 of frames 0-2; delay: steps < 5
+    assert titles == ["flatten: 20 steps; token sees 14", "parallel: 5 steps; token sees 12",
+                      "delay: 8 steps; token sees 14"]
+    with pytest.raises(CourseInputError, match="token"):
+        M.plot_patterns(steps, token=(4, 0))
+    with pytest.raises(CourseInputError, match="same 2-D"):
+        M.plot_patterns({"a": np.zeros((4, 5)), "b": np.zeros((4, 6))}, token=(0, 0))

@@ -31,7 +31,8 @@ lesson holds that lesson's checks, and this module re-exports them all:
 - lesson 03 (:mod:`~course_lib.checks.lesson03`): ``check_model_range``, ``check_training_loss``,
   ``check_save_atomically``, ``check_epoch_starts``, ``check_ema_memory``;
 - lesson 04 (:mod:`~course_lib.checks.lesson04`): ``check_audio_seconds``, ``check_decoding_steps``,
-  ``check_delay_pattern``, ``check_output_samples``, ``check_guidance``, ``check_remove_padding``;
+  ``check_delay_pattern``, ``check_output_samples``, ``check_guidance``, ``check_remove_padding``,
+  ``check_codebook_loss``;
 - lesson 05 (:mod:`~course_lib.checks.lesson05`): ``check_v_target``, ``check_denoise``,
   ``check_sampler_step``, ``check_rms_of_v``, ``check_guidance_guess`` (with ``guidance_mystery``),
   ``check_to_24bit``;
@@ -86,6 +87,7 @@ from course_lib.checks.lesson03 import (  # noqa: E402
 )
 from course_lib.checks.lesson04 import (  # noqa: E402
     check_audio_seconds,
+    check_codebook_loss,
     check_decoding_steps,
     check_delay_pattern,
     check_guidance,
@@ -144,6 +146,7 @@ __all__ = [
     "check_output_samples",
     "check_guidance",
     "check_remove_padding",
+    "check_codebook_loss",
     # lesson 05
     "check_v_target",
     "check_denoise",

@@ -9,6 +9,8 @@
    the model.
 5. :func:`check_guidance`: classifier-free guidance on logits.
 6. :func:`check_remove_padding`: what ``processor.batch_decode(..., padding_mask=...)`` does.
+7. :func:`check_codebook_loss`: MusicGen's training loss, cross-entropy per codebook (pad ignored), averaged
+   over the codebooks; the reference is the formula in torch, and transformers' own loss agrees (tested).
 
 Hints point the way first (what to look at); a formula comes only once the check has recognised
 the mistake.
@@ -22,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from course_lib.checks.harness import (
+    call_answer_with_hint,
     require_whole_numbers,
     ExerciseFailed,
     all_close,
@@ -39,6 +42,7 @@ __all__ = [
     "check_output_samples",
     "check_guidance",
     "check_remove_padding",
+    "check_codebook_loss",
 ]
 
 
@@ -308,3 +312,68 @@ def check_remove_padding(fn: Callable[[np.ndarray, np.ndarray], Any]) -> None:
                     "remove the samples where the mask is 0 (the padding sits after each short prompt), not the last ones.",
                 )
     print_passed(title, "3 batches, mono and stereo")
+
+
+def _codebook_loss_cases() -> list[tuple[Any, Any, int]]:
+    """(logits (B, K, S, V), targets (B, K, S), pad) cases in the delay pattern, some with extra padding.
+
+    The pad id is the codebook size, as in MusicGen. Codebooks hold different numbers of real tokens in
+    the last case, so a mean over all tokens differs from the mean of the per-codebook means.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(11)
+    cases = []
+    for batch, books, frames, vocab, extra_pad in [(1, 4, 6, 16, 0), (2, 4, 5, 32, 0), (2, 3, 7, 8, 5)]:
+        steps = frames + books - 1
+        targets = torch.full((batch, books, steps), vocab, dtype=torch.long)
+        for k in range(books):
+            targets[:, k, k:k + frames] = torch.randint(0, vocab, (batch, frames), generator=gen)
+        if extra_pad:  # the first codebook loses a few more tokens (a shorter clip in the batch)
+            targets[:, 0, frames - extra_pad:frames] = vocab
+        logits = 2.0 * torch.randn(batch, books, steps, vocab, generator=gen)
+        cases.append((logits, targets, vocab))
+    return cases
+
+
+def check_codebook_loss(fn: Callable[[Any, Any, int], Any]) -> None:
+    """Check ``fn(logits, targets, pad) -> loss``: MusicGen's cross-entropy over the codebooks.
+
+    ``logits`` is ``(batch, codebooks, steps, codebook_size)``, ``targets`` ``(batch, codebooks, steps)``
+    in the delay pattern with ``pad`` (= codebook size) where a codebook has no token. The loss is the
+    cross-entropy of each codebook over its real tokens (pad ignored), averaged over the codebooks, as
+    ``MusicgenForCausalLM`` computes it when given labels.
+    """
+    __tracebackhide__ = True
+    import torch
+    import torch.nn.functional as F
+
+    title = "MusicGen's training loss over the codebooks"
+    need_callable(fn, "fn", "check_codebook_loss(codebook_loss)")
+    signature = "fn(logits, targets, pad) -> loss"
+    pad_hint = ("the pad id equals the codebook size, so it is no class of the logits: leave pad positions out of "
+                "the loss (F.cross_entropy has an argument for that).")
+    for logits, targets, pad in _codebook_loss_cases():
+        case = f"logits {tuple(logits.shape)}, pad={pad}"
+        got = call_answer_with_hint(title, fn, case, logits.clone(), targets.clone(), pad, signature=signature,
+                                    hint=pad_hint)
+        try:
+            value = float(got)
+        except (TypeError, ValueError) as err:
+            raise ExerciseFailed(title, f"on case {case}, expected one number (a scalar loss), got {type(got).__name__}.",
+                                 "average down to a single number: one loss per codebook, then their mean.") from err
+        books = logits.shape[1]
+        per_book = [F.cross_entropy(logits[:, k].reshape(-1, logits.shape[-1]), targets[:, k].reshape(-1),
+                                    ignore_index=pad) for k in range(books)]
+        want = float(torch.stack(per_book).mean())
+        if math.isclose(value, want, rel_tol=1e-4, abs_tol=1e-5):
+            continue
+        flat = float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad))
+        hint = "take the cross-entropy of each codebook over its real tokens, then the mean over the codebooks."
+        if math.isclose(value, float(torch.stack(per_book).sum()), rel_tol=1e-4):
+            hint = "that is the sum over the codebooks; MusicGen takes their mean."
+        elif math.isclose(value, flat, rel_tol=1e-4):
+            hint = ("that is one mean over all tokens together; MusicGen averages each codebook first and then the "
+                    "codebooks, so each codebook weighs the same even when they hold different numbers of tokens.")
+        raise ExerciseFailed(title, f"on case {case}, expected {want:.5f}, got {value:.5f}.", hint)
+    print_passed(title, "3 batches in the delay pattern, one with codebooks of different lengths")
