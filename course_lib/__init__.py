@@ -11,7 +11,7 @@ module imports only from the layers below it (the contract is ``.importlinter``,
       |
     diffusion/     pipeline (mel-image diffusion, lessons 02-03, 06), vdiffusion (lesson 05), losses
       |
-    models/        unet1d, vae, classifier and clap (the judges), mel_unet; base (save/load), release (shipping)
+    models/        unet1d, vae, classifier and clap (the judges), text_audio, mel_unet; base (save/load), release
       |
     data, training                 datasets and caching; the one training loop (budgets, exact resume)
     checkpoints                    training's checkpoints: atomic, resumable, no litter after a kill

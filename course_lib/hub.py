@@ -32,6 +32,8 @@ SHIPPED: dict[str, str] = {
     "spectrogram-vae": "scripts/train_vae.py",
     "digit-classifier": "scripts/train_digit_classifier.py",
     "digit-diffusion": "scripts/train_digit_diffusion.py",
+    "text-audio-embedding": "scripts/train_text_audio_embedding.py",  # lesson 07's CLAP-style judge and text encoder
+    "text-audio-ldm": "scripts/train_latent_diffusion.py",  # needs text-audio-embedding first
 }
 
 # Hub id → folder (relative to the repository root) holding its course-made stand-in.
