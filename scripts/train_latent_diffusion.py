@@ -15,6 +15,10 @@ music at 22 050 Hz):
    on the text states, trained to predict the noise (DDPM, 1000 steps, cosine schedule) with 10 % of the
    captions dropped (all-zero states) so that sampling can use classifier-free guidance. EMA weights ship.
 
+Both parts are stored with float16 weights (half the bytes; ``from_pretrained`` loads them back into
+float32 parameters), and the evaluation runs on the weights as stored. ``--evaluate-only`` re-runs that
+evaluation on the shipped folder and rewrites the card and ``config.json``, keeping the training facts.
+
 ``scheduler/`` is a ``DDIMScheduler`` for sampling; ``config.json`` names the text encoder, the mel
 settings, the latent shape and the guidance scale. The model card reports, on >= 100 generated clips,
 the style the course's style classifier hears, CLAP scores of matched against shuffled prompts, and the
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import time
 from pathlib import Path
 
@@ -33,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+from safetensors.torch import load_file, save_file
 
 from course_lib.io import write_json
 from course_lib.metrics import frechet_audio_distance
@@ -46,6 +52,25 @@ from _text_audio import (HELD_OUT_SEED0, MEL, STYLES, TRAIN_SEED0, captions_for,
                          prompts_for, unit_to_audio)
 
 LATENT_SHAPE = (4, 16, 16)
+
+
+def save_float16(model: torch.nn.Module, folder: Path) -> None:
+    """``model.save_pretrained`` into ``folder`` (atomically), with every float32 tensor stored as float16.
+
+    Keeps diffusers' layout and file names, so ``from_pretrained(folder)`` needs no extra arguments and gives
+    float32 parameters again; the model in memory is not touched.
+    """
+    def save(tmp: str) -> None:
+        model.save_pretrained(tmp)
+        config = Path(tmp) / "config.json"  # drop where it was loaded from: a path of this machine
+        config.write_text(json.dumps({k: v for k, v in json.loads(config.read_text()).items()
+                                      if k != "_name_or_path"}, indent=2, sort_keys=True) + "\n")
+        for path in Path(tmp).glob("*.safetensors"):
+            tensors = load_file(path)
+            save_file({k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}, path,
+                      metadata={"format": "pt"})
+
+    save_pretrained_atomically(folder, save)
 
 
 def make_vae() -> AutoencoderKL:
@@ -213,6 +238,82 @@ def judge(images: torch.Tensor, labels: torch.Tensor, prompts: list[str], refere
             "fd": round(frechet_audio_distance(audio, reference, clf), 3), "n": len(labels)}
 
 
+def untrained_unet(text_width: int, seed: int) -> UNet2DConditionModel:
+    """The UNet as training starts it (same seed, same draws): the baseline of every Fréchet-distance ratio."""
+    torch.manual_seed(seed)
+    return make_unet(text_width).eval()
+
+
+def evaluate_stored(out: Path, untrained: UNet2DConditionModel, text: TextAudioModel, held: dict,
+                    args: argparse.Namespace) -> dict:
+    """Load ``unet/`` and ``vae/`` of ``out`` as stored (float16 on disk) and judge them; the card's numbers.
+
+    Returns the ``eval*`` rows, the trained / untrained FD ratio and the stored sizes in MB.
+    """
+    unet = UNet2DConditionModel.from_pretrained(out / "unet").eval()
+    vae = AutoencoderKL.from_pretrained(out / "vae").eval()
+    scaling = float(vae.config.scaling_factor)
+    x_held = images_to_unit(held["images"])
+    clf = load_style_classifier()
+    reference = held["audio"]
+    labels = torch.arange(len(STYLES)).repeat_interleave(max(1, args.n_eval // len(STYLES)))
+    prompts = prompts_for(labels)
+
+    def generated(model: UNet2DConditionModel, guidance: float) -> torch.Tensor:
+        z = sample(model, text, prompts, guidance, args.sample_steps, args.seed + 7)
+        return decode(vae, z / scaling)
+
+    ev = judge(generated(unet, args.guidance), labels, prompts, reference, text, clf, args.seed)
+    print("trained", json.dumps(ev), flush=True)
+    ev_free = judge(generated(unet, 1.0), labels, prompts, reference, text, clf, args.seed)
+    ev_untrained = judge(generated(untrained, args.guidance), labels, prompts, reference, text, clf, args.seed)
+    print("untrained", json.dumps(ev_untrained), flush=True)
+    pick = torch.cat([torch.nonzero(held["labels"] == k)[: len(labels) // len(STYLES), 0] for k in range(len(STYLES))])
+    held_prompts = prompts_for(held["labels"][pick])
+    ev_rec = judge(decode(vae, encode(vae, x_held[pick])), held["labels"][pick], held_prompts, reference, text, clf,
+                   args.seed)
+    ev_real = judge(x_held[pick], held["labels"][pick], held_prompts, reference, text, clf, args.seed)
+    sizes = {p: sum(f.stat().st_size for f in (out / p).iterdir() if f.is_file()) / 1e6 for p in ("vae", "unet")}
+    return {"eval": ev, "eval_no_guidance": ev_free, "eval_untrained": ev_untrained,
+            "eval_vae_reconstructions": ev_rec, "eval_real_mels": ev_real,
+            "fd_ratio": round(ev["fd"] / ev_untrained["fd"], 4), "sizes_mb": sizes, "weights_dtype": "float16",
+            "evaluated_on": "stored weights"}
+
+
+def write_outputs(out: Path, info: dict, args: argparse.Namespace) -> None:
+    """``config.json``: the settings a sampler needs, with ``info`` (training facts and evidence) under training."""
+    config = {"model_type": "course-text-audio-ldm", "text_encoder": "checkpoints/text-audio-embedding",
+              "mel": dict(MEL), "latent_shape": list(LATENT_SHAPE), "guidance_scale": args.guidance,
+              "sample_steps": args.sample_steps, "styles": STYLES, "training": info}
+    write_json(out / "config.json", config, indent=1)
+
+
+def evaluate_only(out: Path, text: TextAudioModel, held: dict, args: argparse.Namespace) -> dict:
+    """Re-judge the folder ``out`` as stored; rewrite its card and config.json, keeping the training facts."""
+    config_path, card_path = out / "config.json", out / "README.md"
+    if not (config_path.is_file() and (out / "unet").is_dir() and (out / "vae").is_dir()):
+        raise SystemExit(f"--evaluate-only: {out} holds no trained model (config.json, unet/, vae/); "
+                         "train it first (run without --evaluate-only) or point --out at it")
+    info = json.loads(config_path.read_text())["training"]
+    old_card = card_path.read_text(encoding="utf-8") if card_path.is_file() else ""
+    if "total_seconds" not in info:  # older runs kept it in the card only
+        found = re.search(r"^- (\d+) s in all", old_card, flags=re.M)
+        info["total_seconds"] = float(found.group(1)) if found else float("nan")
+    untrained = untrained_unet(info["text_width"], info["seed"])
+    args.seed = info["seed"]
+    info.update(evaluate_stored(out, untrained, text, held, args), n_eval=args.n_eval, guidance=args.guidance,
+                sample_steps=args.sample_steps)
+    write_outputs(out, info, args)
+    card = make_model_card(info)
+    section = re.compile(r"^## Training.*?(?=^## )", flags=re.S | re.M)
+    kept = section.search(old_card)
+    if kept:  # the training section as written after training (it may say how the stages were run)
+        card = section.sub(lambda _: kept.group(0), card, count=1)
+    write_model_card(out, card)
+    print(json.dumps({k: info[k] for k in ("fd_ratio", "sizes_mb")}), flush=True)
+    return info
+
+
 def make_model_card(info: dict) -> str:
     """README.md: the parts, data, training, the evidence, the command."""
     ev, un, ceil = info["eval"], info["eval_untrained"], info["eval_real_mels"]
@@ -227,6 +328,9 @@ AudioLDM in miniature, trained from scratch on course-made music (six styles: {"
 | `unet/` | `diffusers.UNet2DConditionModel`, cross-attention (dim {info["text_width"]}) on the text states, EMA weights | {info["sizes_mb"]["unet"]:.2f} MB |
 | `scheduler/` | `diffusers.DDIMScheduler` (1000 training steps, cosine schedule, epsilon prediction) | |
 | text encoder | `checkpoints/text-audio-embedding` (`TextAudioModel.text_states`, frozen; the empty prompt = all zeros) | |
+
+Both parts store their weights in float16 (`from_pretrained` loads them into float32 parameters); every
+number below was measured on the weights as stored.
 
 Mel images are `course_lib.Mel(**{MEL})` (22 050 Hz, 1.49 s); sound comes back by Griffin-Lim
 (`Mel.images_to_audio`). `config.json` holds these settings and the guidance scale.
@@ -261,6 +365,7 @@ mood); held-out clips seeds {HELD_OUT_SEED0}+ ({info["n_held_out_images"]} image
 Prompts name one style each (`style_prompt`, four wordings, e.g. "dreamy ambient", "techno music").
 The judge is the course's style classifier (`checkpoints/style-classifier`) on the Griffin-Lim audio;
 FD is `course_lib.metrics.frechet_audio_distance` (its embedding) against {info["n_held_out_images"]} held-out clips.
+All rows use the float16 weights as stored in `unet/` and `vae/` (loaded back into float32).
 
 | clips | style heard as prompted | CLAP matched | CLAP shuffled | FD to held-out |
 |---|---:|---:|---:|---:|
@@ -304,17 +409,21 @@ def main(argv: list[str] | None = None) -> dict:
                         help="vae: train and save only vae/; decoder: only fine-tune the decoder of the vae/ in --out; "
                              "unet: reuse the vae/ in --out. vae, then decoder and unet (in parallel if you like) "
                              "give the same result as all")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="train nothing: evaluate the folder in --out as stored, rewrite its card and config.json")
     args = parser.parse_args(argv)
 
     t0 = time.time()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     text = TextAudioModel.from_pretrained(args.text_model).requires_grad_(False)
-    train = mel_dataset(args.n_train, TRAIN_SEED0)
     held = mel_dataset(args.n_held_out, HELD_OUT_SEED0)
-    x_train, x_held = images_to_unit(train["images"]), images_to_unit(held["images"])
-
+    x_held = images_to_unit(held["images"])
     out = Path(args.out)
+    if args.evaluate_only:
+        return evaluate_only(out, text, held, args)
+    train = mel_dataset(args.n_train, TRAIN_SEED0)
+    x_train = images_to_unit(train["images"])
 
     def save_vae(notes: dict) -> None:
         save_pretrained_atomically(out / "vae", vae.save_pretrained)
@@ -344,13 +453,12 @@ def main(argv: list[str] | None = None) -> dict:
     vae.register_to_config(scaling_factor=scaling)
     latents = raw * scaling
 
-    torch.manual_seed(args.seed)
-    unet = make_unet(text.config["text_width"])
-    untrained = copy.deepcopy(unet).eval()
+    untrained = untrained_unet(text.config["text_width"], args.seed)
+    unet = copy.deepcopy(untrained).train()
     t_unet = time.time()
     ema, unet_losses = train_unet(unet, text, latents, train["labels"], train["seeds"], args)
     unet_seconds = time.time() - t_unet
-    save_pretrained_atomically(out / "unet", ema.save_pretrained)  # before the (slow) evaluation
+    save_float16(ema, out / "unet")  # before the (slow) evaluation
 
     if args.stage == "unet":  # pick up the fine-tuned decoder; the encoder must be the one the UNet learnt on
         encoder = {k: v.clone() for k, v in vae.encoder.state_dict().items()}
@@ -361,33 +469,14 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit("vae/: run --stage decoder to the end before the unet stage evaluates")
         vae.register_to_config(scaling_factor=scaling)
     ae_losses, ae_seconds = notes["losses"], notes["seconds"]
-    clf = load_style_classifier()
-    reference = held["audio"]
-    labels = torch.arange(len(STYLES)).repeat_interleave(max(1, args.n_eval // len(STYLES)))
-    prompts = prompts_for(labels)
 
-    def generated(model: UNet2DConditionModel, guidance: float) -> torch.Tensor:
-        z = sample(model, text, prompts, guidance, args.sample_steps, args.seed + 7)
-        return decode(vae, z / scaling)
-
-    ev = judge(generated(ema, args.guidance), labels, prompts, reference, text, clf, args.seed)
-    print("trained", json.dumps(ev), flush=True)
-    ev_free = judge(generated(ema, 1.0), labels, prompts, reference, text, clf, args.seed)
-    ev_untrained = judge(generated(untrained, args.guidance), labels, prompts, reference, text, clf, args.seed)
-    print("untrained", json.dumps(ev_untrained), flush=True)
-    pick = torch.cat([torch.nonzero(held["labels"] == k)[: len(labels) // len(STYLES), 0] for k in range(len(STYLES))])
-    held_prompts = prompts_for(held["labels"][pick])
-    ev_rec = judge(decode(vae, encode(vae, x_held[pick])), held["labels"][pick], held_prompts, reference, text, clf,
-                   args.seed)
-    ev_real = judge(x_held[pick], held["labels"][pick], held_prompts, reference, text, clf, args.seed)
-
-    save_pretrained_atomically(out / "vae", vae.save_pretrained)
     write_json(out / "vae" / "training.json", notes, indent=None)
-    save_pretrained_atomically(out / "unet", ema.save_pretrained)
+    save_float16(vae, out / "vae")
+    save_float16(ema, out / "unet")
     save_pretrained_atomically(out / "scheduler", DDIMScheduler(
         num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon",
         clip_sample=False).save_pretrained)
-    sizes = {p: sum(f.stat().st_size for f in (out / p).iterdir()) / 1e6 for p in ("vae", "unet")}
+    evals = evaluate_stored(out, untrained, text, held, args)
     command = command_line(parser, args).replace(f" --text-model {args.text_model}", "").replace(" --stage unet", "")
     info = {"seed": args.seed, "threads": args.threads, "n_train": args.n_train, "n_train_images": len(x_train),
             "n_held_out_images": len(x_held), "ae_steps": args.ae_steps, "ae_batch": args.ae_batch,
@@ -398,18 +487,12 @@ def main(argv: list[str] | None = None) -> dict:
             "unet_steps": args.unet_steps, "batch_size": args.batch_size, "lr": args.lr,
             "caption_dropout": args.caption_dropout, "ema": args.ema, "unet_seconds": round(unet_seconds, 1),
             "unet_final_loss": round(float(np.mean(unet_losses[-100:])), 4), "guidance": args.guidance,
-            "sample_steps": args.sample_steps, "text_width": text.config["text_width"],
-            "eval": ev, "eval_no_guidance": ev_free, "eval_untrained": ev_untrained,
-            "eval_vae_reconstructions": ev_rec, "eval_real_mels": ev_real,
-            "fd_ratio": round(ev["fd"] / ev_untrained["fd"], 4), "sizes_mb": sizes, "command": command}
-    config = {"model_type": "course-text-audio-ldm", "text_encoder": "checkpoints/text-audio-embedding",
-              "mel": dict(MEL), "latent_shape": list(LATENT_SHAPE), "guidance_scale": args.guidance,
-              "sample_steps": args.sample_steps, "styles": STYLES, "training": info}
-    write_json(out / "config.json", config, indent=1)
+            "sample_steps": args.sample_steps, "text_width": text.config["text_width"], **evals,
+            "command": command, "total_seconds": round(time.time() - t0, 1)}
     write_json(out / "losses.json", {"vae": [round(v, 5) for v in ae_losses],
                                      "decoder": [round(v, 5) for v in notes["decoder_losses"]], "unet": [round(v, 5) for v in unet_losses]},
                indent=None)
-    info["total_seconds"] = round(time.time() - t0, 1)
+    write_outputs(out, info, args)
     write_model_card(out, make_model_card(info))
     print(json.dumps({k: info[k] for k in ("fd_ratio", "sizes_mb", "total_seconds")}), flush=True)
     return info

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from course_lib.errors import CourseInputError
 from course_lib.io import REPO_ROOT
@@ -35,10 +36,18 @@ def test_the_shipped_checkpoints_are_small_and_complete():
     for folder in (EMB, LDM / "unet", LDM / "vae"):
         size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
         assert 100_000 < size <= 10_000_000, (folder, size)
+    ldm_bytes = sum(p.stat().st_size for p in LDM.rglob("*") if p.is_file())
+    assert ldm_bytes <= 10_000_000, ldm_bytes  # the whole text-audio-ldm folder
+    for part in ("unet", "vae"):  # stored in float16 (the card's numbers are measured on these)
+        stored = load_file(LDM / part / "diffusion_pytorch_model.safetensors")
+        assert {v.dtype for v in stored.values()} == {torch.float16}, part
     assert (EMB / "tokenizer.json").is_file() and (LDM / "scheduler" / "scheduler_config.json").is_file()
     config = json.loads((LDM / "config.json").read_text())
     assert config["latent_shape"] == [4, 16, 16] and config["mel"]["x_res"] == 64
     assert config["training"]["fd_ratio"] < 1 / 3  # the card's claim, measured by the script
+    assert config["training"]["weights_dtype"] == "float16" and config["training"]["evaluated_on"] == "stored weights"
+    assert config["training"]["eval"]["n"] >= 100 and config["training"]["eval"]["style_accuracy"] >= 0.8
+    assert config["training"]["eval"]["clap_matched"] > config["training"]["eval"]["clap_shuffled"]
 
 
 def test_embedding_shapes_and_the_empty_prompt(model, images):
@@ -69,6 +78,8 @@ def test_the_ldm_parts_load_with_diffusers_and_fit_together(model):
     vae = AutoencoderKL.from_pretrained(LDM, subfolder="vae").eval()
     scheduler = DDIMScheduler.from_pretrained(LDM, subfolder="scheduler")
     assert unet.config.cross_attention_dim == model.config["text_width"]
+    for part in (unet, vae):  # float16 on disk, float32 parameters once loaded
+        assert {p.dtype for p in part.parameters()} == {torch.float32}
     assert scheduler.config.num_train_timesteps == 1000
     states, _ = model.text_states(["fast techno", ""])
     z = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(0))
