@@ -191,7 +191,7 @@ def test_unet_calls(capsys):
 @pytest.mark.parametrize(
     ("predicted", "match"),
     [
-        ({k: None for k in RIGHT_CALLS}, r"not answered yet: no prediction for run\(s\) a, b, c, d, e"),
+        ({k: None for k in RIGHT_CALLS}, r"not answered yet: no prediction for run \(a\), run \(b\), run \(c\), run \(d\), run \(e\)"),
         ({**RIGHT_CALLS, "b": 160}, r"(?s)4 of 5 predictions.*\(b\).*you predicted 160.*whole batch"),
         ({**RIGHT_CALLS, "c": 20}, r"(?s)\(c\).*add_noise"),
         ({**RIGHT_CALLS, "d": 10}, r"(?s)\(d\).*no network"),

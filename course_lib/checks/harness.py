@@ -28,7 +28,7 @@ import numpy as np
 
 from course_lib.errors import CourseInputError
 
-__all__ = ["require_whole_numbers", 
+__all__ = ["require_whole_numbers", "require_predictions", 
     "ExerciseFailed",
     "DIFFUSION_ATOL",
     "DIFFUSION_RTOL",
@@ -310,3 +310,19 @@ def require_whole_numbers(title: str, predicted: Any, keys: Sequence[Any], unit:
         whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
         if isinstance(value, bool) or not whole or value < 0:
             raise ExerciseFailed(title, f"{label.format(key)}: expected a whole number of {unit}, got {value!r}.")
+
+
+def require_predictions(title: str, predicted: Any, keys: Sequence[Any], unit: str, *, dict_name: str,
+                        answer_hint: str, label: str = "{}", expected: str | None = None) -> None:
+    """A prediction exercise's answers: a dict with a whole number >= 0 of ``unit`` for every key.
+
+    Says which check failed in the learner's words: not a dict (``expected`` describes one), keys
+    still ``None`` (listed with ``label``, then ``answer_hint``), or a value that is not a whole number.
+    """
+    if not isinstance(predicted, dict):
+        raise ExerciseFailed(title, f"expected {expected or 'the dict ' + dict_name}, got {type(predicted).__name__}.",
+                             f"keep the cell's dict {dict_name} and fill in its values.")
+    missing = [label.format(k) for k in keys if predicted.get(k) is None]
+    if missing:
+        raise ExerciseFailed(title, f"not answered yet: no prediction for {', '.join(missing)}.", answer_hint)
+    require_whole_numbers(title, predicted, keys, unit, label)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from course_lib.checks.harness import (
-    require_whole_numbers,
+    require_predictions,
     DIFFUSION_ATOL,
     DIFFUSION_RTOL,
     ExerciseFailed,
@@ -336,19 +336,12 @@ def check_unet_calls(predicted: Any) -> None:
     __tracebackhide__ = True
     title = "How many UNet calls?"
     labels = list(UNET_CALL_RUNS)
-    if not isinstance(predicted, dict):
-        raise ExerciseFailed(title, f"expected a dict of predictions like {{'a': ..., 'e': ...}}, got "
-                                    f"{type(predicted).__name__}.",
-                             "keep the cell's dict predicted_calls and fill in its values.")
-    missing = [k for k in labels if predicted.get(k) is None]
-    if missing:
-        raise ExerciseFailed(title, f"not answered yet: no prediction for run(s) {', '.join(missing)}.",
-                             "write a whole number for each run (a) to (e), e.g. predicted_calls['a'] = ..., "
-                             "then run this check again.")
-    unknown = sorted(set(map(str, predicted)) - set(labels))
-    if unknown:
+    if isinstance(predicted, dict) and (unknown := sorted(set(map(str, predicted)) - set(labels))):
         raise ExerciseFailed(title, f"unknown run label(s) {unknown}; the runs are {labels}.")
-    require_whole_numbers(title, predicted, labels, "calls", "run ({})")
+    require_predictions(title, predicted, labels, "calls", dict_name="predicted_calls", label="run ({})",
+                        expected="a dict of predictions like {'a': ..., 'e': ...}",
+                        answer_hint="write a whole number for each run (a) to (e), e.g. predicted_calls['a'] = ..., "
+                                    "then run this check again.")
     measured = _measure_unet_calls()
     wrong = [k for k in labels if int(predicted[k]) != measured[k]]
     if wrong:

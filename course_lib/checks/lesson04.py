@@ -25,7 +25,7 @@ import numpy as np
 
 from course_lib.checks.harness import (
     call_answer_with_hint,
-    require_whole_numbers,
+    require_predictions,
     ExerciseFailed,
     all_close,
     call_answer,
@@ -108,14 +108,9 @@ def check_decoding_steps(predicted: Any) -> None:
     """
     __tracebackhide__ = True
     title = "Decoding steps of three codebook patterns"
-    if not isinstance(predicted, dict):
-        raise ExerciseFailed(title, f"expected the dict steps, got {type(predicted).__name__}.",
-                             "keep the cell's dict steps and fill in its values.")
-    missing = [k for k in _PATTERNS if predicted.get(k) is None]
-    if missing:
-        raise ExerciseFailed(title, f"not answered yet: no prediction for {', '.join(missing)}.",
-                             "write a whole number for each pattern, e.g. steps['delay'] = ..., then run this check again.")
-    require_whole_numbers(title, predicted, _PATTERNS, "steps")
+    require_predictions(title, predicted, _PATTERNS, "steps", dict_name="steps",
+                        answer_hint="write a whole number for each pattern, e.g. steps['delay'] = ..., then run "
+                                    "this check again.")
     truth = _count_steps(STEP_FRAMES, STEP_CODEBOOKS)
     t, k = STEP_FRAMES, STEP_CODEBOOKS
     for name in _PATTERNS:
@@ -194,14 +189,8 @@ def check_output_samples(predicted: Any, mg: Any) -> None:
         raise ExerciseFailed(title, f"mg: expected the lesson's MusicGen (musicgen.load_musicgen()), got {type(mg).__name__}.",
                              "run the cell that loads mg first, and pass it: check_output_samples(samples, mg).")
     runs = ("text only", "with prompt")
-    if not isinstance(predicted, dict):
-        raise ExerciseFailed(title, f"expected the dict samples, got {type(predicted).__name__}.",
-                             "keep the cell's dict samples and fill in its values.")
-    missing = [k for k in runs if predicted.get(k) is None]
-    if missing:
-        raise ExerciseFailed(title, f"not answered yet: no prediction for {', '.join(repr(m) for m in missing)}.",
-                             "write a whole number of samples for each run, then run this check again.")
-    require_whole_numbers(title, predicted, runs, "samples", "{!r}")
+    require_predictions(title, predicted, runs, "samples", dict_name="samples", label="{!r}",
+                        answer_hint="write a whole number of samples for each run, then run this check again.")
     n = SAMPLE_NEW_TOKENS
     prompt = np.zeros(int(SAMPLE_PROMPT_SECONDS * mg.sample_rate), dtype=np.float32)
     measured = {}
