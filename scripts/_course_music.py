@@ -177,31 +177,14 @@ def caption_words() -> list[str]:
 
 
 def build_vocab() -> list[tuple[str, float]]:
-    """The text vocabulary as (piece, score) pairs, fixed so every build is identical (as make_tiny_musicgen).
+    """The text vocabulary as (piece, score) pairs: make_tiny_musicgen's fixed recipe on the captions' words.
 
-    Order: ``<pad>``, ``</s>``, ``<unk>``, then whole words (with the word-start mark ``▁``, scored
-    above single characters so the Unigram model prefers them), then single characters so any text
-    can be spelled, then unused fillers; the tokenizer appends 100 ``<extra_id_*>`` tokens.
+    Whole words (``▁``-marked, preferred by the Unigram model), then single characters so any text can be
+    spelled, then unused fillers up to ``TEXT_VOCAB`` (the tokenizer appends 100 ``<extra_id_*>`` tokens).
     """
-    import string
+    from make_tiny_musicgen import build_vocab as fixed_vocab
 
-    pieces: list[tuple[str, float]] = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    seen = {p for p, _ in pieces}
-
-    def add(piece: str, score: float) -> None:
-        if piece not in seen:
-            seen.add(piece)
-            pieces.append((piece, score))
-
-    for word in caption_words():
-        add("▁" + word, -3.0)
-    for ch in string.ascii_lowercase + string.ascii_uppercase + string.digits + string.punctuation:
-        add("▁" + ch, -6.0)
-        add(ch, -7.0)
-    filler = 0
-    while len(pieces) < TEXT_VOCAB - 100:
-        add(f"<unused_{filler}>", -20.0)
-        filler += 1
+    pieces = fixed_vocab(caption_words(), TEXT_VOCAB)
     if len(pieces) != TEXT_VOCAB - 100:
         raise RuntimeError(f"vocabulary: {len(pieces)} pieces do not fit in {TEXT_VOCAB - 100}")
     return pieces

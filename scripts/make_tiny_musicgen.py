@@ -26,6 +26,7 @@ import argparse
 import json
 import string
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -54,8 +55,10 @@ major minor solo duet band acoustic electric distorted clean reverb echo 80s 90s
 """.split()
 
 
-def build_vocab() -> list[tuple[str, float]]:
+def build_vocab(words: Sequence[str] = MUSIC_WORDS, size: int = TEXT_VOCAB) -> list[tuple[str, float]]:
     """The text vocabulary as (piece, score) pairs: a fixed list, so every build is identical.
+
+    ``words`` become whole-word pieces; ``size`` is the tokenizer's size (100 ``<extra_id_*>`` included).
 
     Order (the T5 convention): <pad>, </s>, <unk>, then pieces; the tokenizer appends its 100
     ``<extra_id_*>`` tokens. Whole words with the word-start mark ``▁`` score higher than single
@@ -69,14 +72,14 @@ def build_vocab() -> list[tuple[str, float]]:
             seen.add(piece)
             pieces.append((piece, score))
 
-    for word in MUSIC_WORDS:
+    for word in words:
         add("▁" + word, -3.0)
     chars = string.ascii_lowercase + string.ascii_uppercase + string.digits + string.punctuation
     for ch in chars:
         add("▁" + ch, -6.0)
         add(ch, -7.0)
     filler = 0
-    while len(pieces) < TEXT_VOCAB - 100:  # pad with unused pieces up to the size asked for
+    while len(pieces) < size - 100:  # pad with unused pieces up to the size asked for
         add(f"<unused_{filler}>", -20.0)
         filler += 1
     return pieces
