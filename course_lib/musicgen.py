@@ -8,7 +8,8 @@ codebook ``k`` by ``k`` steps (the delay pattern, see :func:`delay_pattern`).
 Online, :func:`load_musicgen` loads ``facebook/musicgen-small``; offline it loads the course's own
 small MusicGen, trained on course-made music (``checkpoints/course-musicgen``, made by
 ``scripts/train_musicgen.py`` around the course codec ``checkpoints/course-encodec``), through the
-same ``from_pretrained`` calls (see :mod:`course_lib.hub`).
+same ``from_pretrained`` calls (see :mod:`course_lib.hub`). :func:`load_musicgen_melody` and
+:func:`generate_with_melody` run ``facebook/musicgen-melody`` (a tune's chromagram plus text; online only).
 
 >>> mg = load_musicgen()
 >>> result = generate(mg, text=["lo-fi piano"], max_new_tokens=64, seed=0)
@@ -34,6 +35,7 @@ from course_lib.hub import is_standin, resolve_pretrained
 from course_lib.validate import CourseInputError, as_float_tensor, check_positive_int, check_sample_rate
 
 DEFAULT_HUB_ID = "facebook/musicgen-small"
+MELODY_HUB_ID = "facebook/musicgen-melody"
 PAD = -1  # how :func:`delay_pattern` marks a step where a codebook produces nothing
 
 
@@ -117,7 +119,35 @@ def load_musicgen(
     ``AutoProcessor.from_pretrained``; only the source differs (:func:`course_lib.hub.resolve_pretrained`).
     The model is put in eval mode on ``device`` (default :func:`course_lib.settings.device`).
     """
-    from transformers import AutoProcessor, MusicgenForConditionalGeneration
+    from transformers import MusicgenForConditionalGeneration
+
+    return _load(MusicgenForConditionalGeneration, "musicgen", hub_id, local_dir, online, device)
+
+
+def load_musicgen_melody(
+    hub_id: str = MELODY_HUB_ID,
+    local_dir: str | os.PathLike | None = None,
+    *,
+    online: bool | None = None,
+    device: str | None = None,
+) -> MusicGen:
+    """Load ``facebook/musicgen-melody`` (model and ``MusicgenMelodyProcessor``) for :func:`generate_with_melody`.
+
+    Online it comes from the Hub (1.5 B parameters, about 6 GB: a GPU runtime). The course ships no
+    offline stand-in for it, so offline :func:`course_lib.hub.resolve_pretrained` stops at once with a
+    clear error, unless ``local_dir`` is a folder you saved with ``save_pretrained``.
+
+    Taught in lesson 04 (notebooks/04_musicgen.ipynb, section 13).
+    """
+    from transformers import MusicgenMelodyForConditionalGeneration
+
+    return _load(MusicgenMelodyForConditionalGeneration, "musicgen_melody", hub_id, local_dir, online, device)
+
+
+def _load(model_class: Any, model_type: str, hub_id: str, local_dir: Any, online: bool | None,
+          device: str | None) -> MusicGen:
+    """Resolve the source, check its ``model_type``, and load model (eval mode, on ``device``) and processor."""
+    from transformers import AutoConfig, AutoProcessor
     from transformers.utils import logging as hf_logging
 
     source = resolve_pretrained(hub_id, local_dir, online=online)
@@ -125,7 +155,13 @@ def load_musicgen(
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # pad id = codebook size is how MusicGen is meant to be, but warned about
     try:
-        model = MusicgenForConditionalGeneration.from_pretrained(source).to(dev).eval()
+        found = AutoConfig.from_pretrained(source).model_type
+        if found != model_type:
+            right = "load_musicgen_melody" if found == "musicgen_melody" else "load_musicgen"
+            raise CourseInputError(
+                f"hub_id: {source!r} holds a {found!r} model where {model_type!r} is needed; load it with {right}()."
+            )
+        model = model_class.from_pretrained(source).to(dev).eval()
         processor = AutoProcessor.from_pretrained(source)
     finally:
         hf_logging.set_verbosity(level)
@@ -204,8 +240,11 @@ def bitrate_kbps(frame_rate: int, num_codebooks: int, codebook_size: int) -> flo
 # ----------------------------------------------------------------------------- input checks
 
 
-def check_texts(text: Any) -> list[str]:
-    """A list of non-empty prompts from a string or a list of strings, or a clear error."""
+def check_texts(text: Any, unconditional: bool = True) -> list[str]:
+    """A list of non-empty prompts from a string or a list of strings, or a clear error.
+
+    ``unconditional=False`` (musicgen-melody) leaves out the hint that ``text=None`` generates unconditionally.
+    """
     if isinstance(text, str):
         text = [text]
     if not isinstance(text, (list, tuple)) or len(text) == 0:
@@ -215,8 +254,8 @@ def check_texts(text: Any) -> list[str]:
             raise CourseInputError(f"text[{i}]: expected a string, got {type(t).__name__}.")
         if not t.strip():
             raise CourseInputError(
-                f"text[{i}]: the prompt is empty. Describe the music (e.g. 'calm lo-fi piano'), or leave "
-                "text=None for unconditional generation."
+                f"text[{i}]: the prompt is empty. Describe the music (e.g. 'calm lo-fi piano')"
+                + (", or leave text=None for unconditional generation." if unconditional else ".")
             )
     return list(text)
 
@@ -504,20 +543,26 @@ def generate(
     if seed is not None:
         settings.seed_everything(seed)
     values, rec, seconds = _timed_generate(mg, inputs, gen_kwargs, progress)
-    peak, kind = _peak_memory_mb(mg.device)
 
     if clips is not None and padding_mask is not None:   # batched audio prompts: cut each clip's padding off
         audio_out = [np.asarray(a, dtype=np.float32) for a in mg.processor.batch_decode(values, padding_mask=padding_mask)]
     else:
         audio_out = [values[i].numpy().astype(np.float32) for i in range(values.shape[0])]
+    return _generation(mg, audio_out, rec, seconds, steps, {**gen_kwargs, "guidance_scale": used_guidance, "seed": seed})
+
+
+def _generation(mg: MusicGen, audio_out: list[np.ndarray], rec: Any, seconds: float, steps: int,
+                used: dict[str, Any]) -> Generation:
+    """A :class:`Generation` from the decoded audio and what :class:`_Recorder` kept (``used``: the settings)."""
+    peak, kind = _peak_memory_mb(mg.device)
     batch, k = len(audio_out), mg.num_codebooks
     delayed = rec.delayed.reshape(batch, k, -1)[:, :, 1:].numpy().astype(np.int64)  # drop the start token
     delayed[delayed == mg.model.generation_config.pad_token_id] = PAD
     codes = rec.codes[0].numpy().astype(np.int64)
     return Generation(
         audio=audio_out, sample_rate=mg.sample_rate, codes=codes, delayed=delayed, seconds=seconds,
-        new_tokens=steps, batch_size=batch, guidance=used_guidance > 1, peak_memory_mb=peak, memory_kind=kind,
-        settings={**gen_kwargs, "guidance_scale": used_guidance, "seed": seed},
+        new_tokens=steps, batch_size=batch, guidance=used["guidance_scale"] > 1, peak_memory_mb=peak,
+        memory_kind=kind, settings=used,
     )
 
 
@@ -655,3 +700,119 @@ def save_generation(path: str | os.PathLike, result: Generation, index: int = 0)
     if peak > 1.0:
         clip = clip / peak  # a generated clip can overshoot; never clip silently
     return save_wav(path, clip, result.sample_rate)
+
+
+# ----------------------------------------------------------------------------- melody conditioning (musicgen-melody)
+
+
+def _check_melody(mg: Any) -> MusicGen:
+    mg = _check_mg(mg)
+    if getattr(mg.model.config, "model_type", None) != "musicgen_melody":
+        raise CourseInputError(
+            f"mg: {mg.source!r} is not a melody model (it cannot read a tune); load one with load_musicgen_melody()."
+        )
+    return mg
+
+
+def check_tune(mg: MusicGen, tune: Any, sample_rate: Any) -> np.ndarray:
+    """The reference tune as a 1-D float32 array at the feature extractor's rate (32 kHz), or a clear error.
+
+    Mono only (``(samples,)`` or ``(1, samples)``); another rate is resampled; at least one chroma hop
+    long, at most the feature extractor's 30 s (it would cut the rest off without a word); not silent
+    (a silent tune has no strongest note, and its chromagram would be all C).
+    """
+    from course_lib.audio import resample
+
+    extractor = _check_melody(mg).processor.feature_extractor
+    if sample_rate is None:
+        raise CourseInputError(f"sample_rate: give the rate of the tune in Hz (the model reads {extractor.sampling_rate}).")
+    rate = check_sample_rate(sample_rate, "sample_rate")
+    x = as_float_tensor(tune, "tune", min_ndim=1, max_ndim=2)
+    if x.ndim == 2:
+        if x.shape[0] != 1:
+            raise CourseInputError(
+                f"tune: has shape {tuple(x.shape)}, but musicgen-melody reads one channel (samples,). "
+                "Mix it down first with course_lib.audio.to_mono(tune) (for (samples, channels), transpose first)."
+            )
+        x = x[0]
+    clip = x.detach().cpu().numpy().astype(np.float32)
+    if rate != extractor.sampling_rate:
+        clip = np.asarray(resample(clip, rate, extractor.sampling_rate), dtype=np.float32)
+    seconds = len(clip) / extractor.sampling_rate
+    if len(clip) < extractor.hop_length:
+        raise CourseInputError(
+            f"tune: {seconds:.3f} s is shorter than one chroma frame ({extractor.hop_length} samples at "
+            f"{extractor.sampling_rate} Hz, {extractor.hop_length / extractor.sampling_rate:.3f} s); give a longer tune."
+        )
+    if len(clip) > extractor.n_samples:
+        raise CourseInputError(
+            f"tune: {seconds:.1f} s is longer than the {extractor.chunk_length} s the model reads; cut it, "
+            f"e.g. tune[: {extractor.chunk_length} * sample_rate]."
+        )
+    if float(np.max(np.abs(clip))) < 1e-4:
+        raise CourseInputError("tune: is silent (peak below 1e-4), so it names no note; give a tune you can hear.")
+    return clip
+
+
+def melody_chroma(mg: MusicGen, tune: Any, sample_rate: int) -> np.ndarray:
+    """The one-hot chromagram musicgen-melody is conditioned on: ``(frames, 12)``, one 1 per frame.
+
+    Computed by the loaded processor's ``MusicgenMelodyFeatureExtractor`` (frame ``t`` covers samples
+    around ``t × hop_length``; column 0 is C, 1 is C♯, … 11 is B).
+
+    Taught in lesson 04 (notebooks/04_musicgen.ipynb, section 13).
+    """
+    clip = check_tune(mg, tune, sample_rate)
+    extractor = mg.processor.feature_extractor
+    features = extractor(clip, sampling_rate=extractor.sampling_rate, return_tensors="pt").input_features
+    return features[0].numpy().astype(np.float32)
+
+
+def generate_with_melody(
+    mg: MusicGen,
+    tune: Any,
+    sample_rate: int,
+    text: str | Sequence[str],
+    *,
+    max_new_tokens: int = 256,
+    seed: int | None = 0,
+    do_sample: bool = True,
+    guidance_scale: float | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    progress: bool = False,
+) -> Generation:
+    """Let musicgen-melody play ``tune``'s notes in the style of each prompt: one clip per prompt.
+
+    The processor turns the tune into its one-hot chromagram (:func:`melody_chroma`) and the prompts
+    into T5 tokens; the model puts the chroma frames in front of the text's hidden states and
+    generates ``max_new_tokens`` steps (``(max_new_tokens - 3) × 640`` samples at 32 kHz, as
+    :func:`expected_num_samples` says). The tune is checked by :func:`check_tune` (mono, resampled
+    to 32 kHz, 1 frame to 30 s, not silent). ``seed`` and the sampling settings work as in :func:`generate`
+    (``guidance_scale=None``: the model's 3.0).
+
+    Taught in lesson 04 (notebooks/04_musicgen.ipynb, section 13).
+    """
+    mg = _check_melody(mg)
+    gen_kwargs = _generation_options(do_sample, guidance_scale, temperature, top_k)
+    if not isinstance(progress, bool):
+        raise CourseInputError(f"progress: expected True or False, got {progress!r}.")
+    if text is None:
+        raise CourseInputError("text: musicgen-melody needs a prompt (e.g. 'warm jazz piano trio'): the tune "
+                               "gives the notes, the text the style.")
+    texts = check_texts(text, unconditional=False)
+    clip = check_tune(mg, tune, sample_rate)
+    steps = check_max_new_tokens(mg, max_new_tokens)
+    gen_kwargs["max_new_tokens"] = steps
+    extractor_rate = mg.processor.feature_extractor.sampling_rate
+    inputs = mg.processor(audio=[clip] * len(texts), sampling_rate=extractor_rate, text=texts, padding=True,
+                          return_tensors="pt")
+    inputs = {k: (v.to(mg.device) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
+    used_guidance = float(gen_kwargs.get("guidance_scale", mg.model.generation_config.guidance_scale or 1.0))
+    if seed is not None:
+        settings.seed_everything(seed)
+    values, rec, seconds = _timed_generate(mg, inputs, gen_kwargs, progress)
+    audio_out = [values[i].numpy().astype(np.float32) for i in range(values.shape[0])]
+    used = {**gen_kwargs, "guidance_scale": used_guidance, "seed": seed,
+            "chroma_frames": int(inputs["input_features"].shape[1])}
+    return _generation(mg, audio_out, rec, seconds, steps, used)
