@@ -68,22 +68,32 @@ MOODS: dict[str, tuple[str, ...]] = {
 }
 _TEMPLATES = (
     "{mood} {style} at {bpm} bpm with {inst}",
-    "a {mood} {style} track with {inst}",
+    "{a} {mood} {style} track with {inst}",
     "{style}, {bpm} bpm, {inst}, {mood}",
     "{style} beat with {inst}",
     "{mood} {style}",
     "{style} music, {tempo}, {inst}",
     "{style}",
-    "{tempo} {style} with {inst} and a {mood} feel",
+    "{tempo} {style} with {inst} and {a} {mood} feel",
 )
 
 
-def style_prompt(style: str, variant: int = 0) -> str:
+def article(word: str, legacy: bool = False) -> str:
+    """"an" before a vowel ("an energetic"), else "a"; ``legacy``: always "a".
+
+    Lesson 07's shipped models (text-audio-embedding, text-audio-ldm) were trained on captions that said
+    "a" before every mood ("a energetic", "a upbeat"); their scripts pass ``legacy=True`` so that they
+    still make those models. Lesson 04's codec and MusicGen were retrained with the grammatical article.
+    """
+    return "an" if word[:1].lower() in "aeiou" and not legacy else "a"
+
+
+def style_prompt(style: str, variant: int = 0, legacy_articles: bool = False) -> str:
     """A short prompt that names ``style`` (the evaluation prompts): variant ``i`` picks the wording."""
     words = STYLE_WORDS[style]
     mood = MOODS[style][variant % len(MOODS[style])]
     forms = (f"{words[0]}", f"{mood} {words[0]}", f"{words[variant % len(words)]} music",
-             f"a {mood} {words[0]} track")
+             f"{article(mood, legacy_articles)} {mood} {words[0]} track")
     return forms[variant % len(forms)]
 
 
@@ -91,16 +101,17 @@ def _tempo_word(bpm: float) -> str:
     return "slow" if bpm < 80 else "mid-tempo" if bpm < 120 else "fast"
 
 
-def caption(style: str, seed: int, rng: np.random.Generator) -> str:
+def caption(style: str, seed: int, rng: np.random.Generator, legacy_articles: bool = False) -> str:
     """A caption for ``music_clip(style, seed=seed)`` from its plan (tempo) and the style's sounds and moods."""
     plan = music_params(style, seed)
     insts = list(INSTRUMENTS[style])
     rng.shuffle(insts)
     inst = " and ".join(insts[: int(rng.integers(1, 3))])
     template = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))]
-    return template.format(style=STYLE_WORDS[style][int(rng.integers(len(STYLE_WORDS[style])))],
-                           mood=MOODS[style][int(rng.integers(len(MOODS[style])))],
-                           bpm=int(round(plan["bpm"])), tempo=_tempo_word(plan["bpm"]), inst=inst)
+    name = STYLE_WORDS[style][int(rng.integers(len(STYLE_WORDS[style])))]
+    mood = MOODS[style][int(rng.integers(len(MOODS[style])))]
+    return template.format(style=name, mood=mood, a=article(mood, legacy_articles), bpm=int(round(plan["bpm"])),
+                           tempo=_tempo_word(plan["bpm"]), inst=inst)
 
 
 def music_set(n_per_style: int, seed0: int, seconds: float = CLIP_SECONDS) -> dict[str, torch.Tensor]:

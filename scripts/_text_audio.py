@@ -58,12 +58,12 @@ def mel_dataset(n_per_style: int, seed0: int) -> dict[str, torch.Tensor]:
 
 def captions_for(labels: torch.Tensor, seeds: torch.Tensor, rng: np.random.Generator) -> list[str]:
     """A fresh caption for each image (style ``labels[i]``, clip seed ``seeds[i]``)."""
-    return [caption(STYLES[int(k)], int(s), rng) for k, s in zip(labels, seeds)]
+    return [caption(STYLES[int(k)], int(s), rng, legacy_articles=True) for k, s in zip(labels, seeds)]
 
 
 def prompts_for(labels: torch.Tensor) -> list[str]:
     """Short evaluation prompts that name each style, cycling through four wordings."""
-    return [style_prompt(STYLES[int(k)], i) for i, k in enumerate(labels)]
+    return [style_prompt(STYLES[int(k)], i, legacy_articles=True) for i, k in enumerate(labels)]
 
 
 def images_to_unit(images: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,7 @@ def evaluate(model: TextAudioModel, data: dict[str, torch.Tensor], seed: int) ->
     matched = (audio_emb * text_emb).sum(-1)
     perm = torch.from_numpy(rng.permutation(len(x)))
     shuffled = (audio_emb * text_emb[perm]).sum(-1)
-    prompts = [[style_prompt(s, v) for s in STYLES] for v in range(4)]
+    prompts = [[style_prompt(s, v, legacy_articles=True) for s in STYLES] for v in range(4)]
     zero_shot = [float(((audio_emb @ model.embed_text(p).T).argmax(-1) == data["labels"]).float().mean())
                  for p in prompts]
     model.train()
