@@ -3,7 +3,7 @@
 Import the module you need; nothing heavy is imported here. The package is built in layers, and a
 module imports only from the layers below it (the contract is ``.importlinter``, checked by ``make test``)::
 
-    checks/        exercise feedback: harness + lesson01 ... lesson06 (re-exported by checks)
+    checks/        exercise feedback: harness + lesson01 ... lesson07 (re-exported by checks)
       |
     drums, musicgen, compare      lesson glue: what one lesson needs on top of the models
       |

@@ -577,6 +577,7 @@ SINGLE_ANSWER_CHECKS = [
     "check_v_target", "check_denoise", "check_sampler_step", "check_to_24bit", "check_rms_of_v",  # lesson 05
     "check_reparameterise", "check_kl_per_clip", "check_vae_objective", "check_interpolate",  # lesson 06
     "check_elbo_kl_weight", "check_fixed_ddim_step",
+    "check_noise_guidance", "check_cross_attention", "check_latent_scale", "check_ddim_inversion_step",  # lesson 07
 ]
 
 
@@ -596,7 +597,7 @@ def test_every_check_handles_a_stub_and_a_non_callable(name):
 # ----------------------------------------------------------------------------- the package's shape
 
 CHECKS_DIR = Path(checks.__file__).parent
-LESSON_MODULES = ["lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06"]
+LESSON_MODULES = ["lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06", "lesson07"]
 
 
 def _course_imports(path: Path) -> set[str]:

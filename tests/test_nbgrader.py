@@ -91,14 +91,14 @@ def _region_bodies(source: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def lessons_release(tmp_path_factory) -> Path:
-    """nbgrader's release folder of one assignment holding all six solution notebooks."""
+    """nbgrader's release folder of one assignment holding all seven solution notebooks."""
     course = _new_course(tmp_path_factory.mktemp("nbgrader_lessons"), "lessons", LESSONS)
     _nbgrader(course, "generate_assignment", "lessons", "--force")
     return course
 
 
-def test_there_are_six_lessons():
-    assert [p.name[:2] for p in LESSONS] == ["01", "02", "03", "04", "05", "06"]
+def test_there_are_seven_lessons():
+    assert [p.name[:2] for p in LESSONS] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("solution", LESSONS, ids=lambda p: p.stem)

@@ -37,7 +37,10 @@ lesson holds that lesson's checks, and this module re-exports them all:
   ``check_sampler_step``, ``check_rms_of_v``, ``check_guidance_guess`` (with ``guidance_mystery``),
   ``check_to_24bit``;
 - lesson 06 (:mod:`~course_lib.checks.lesson06`): ``check_reparameterise``, ``check_kl_per_clip``,
-  ``check_vae_objective``, ``check_interpolate``, ``check_elbo_kl_weight``, ``check_beta_prediction``.
+  ``check_vae_objective``, ``check_interpolate``, ``check_elbo_kl_weight``, ``check_beta_prediction``;
+- lesson 07 (:mod:`~course_lib.checks.lesson07`): ``check_noise_guidance``, ``check_unet_evaluations`` (with
+  ``UNET_RUNS``), ``check_cross_attention``, ``check_latent_scale``, ``check_latent_cost`` (with ``COST_MODELS``,
+  ``COST_KEYS``), ``check_ddim_inversion_step``.
 
 Importing the package imports only NumPy (torch and diffusers are imported by the checks that
 need them), so a notebook's check cells start quickly.
@@ -51,7 +54,7 @@ import sys as _sys
 # Reloading this package (importlib.reload) reloads its modules below too, so a notebook that redefined
 # or patched a check gets the real one back. (The grader does not rely on this: it loads the checks
 # afresh from its private copy for every check cell; see course_lib.tools.grade_worker.)
-for _module in ("harness", "lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06"):
+for _module in ("harness", "lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06", "lesson07"):
     if f"{__name__}.{_module}" in _sys.modules:
         _importlib.reload(_sys.modules[f"{__name__}.{_module}"])
 del _module
@@ -111,6 +114,17 @@ from course_lib.checks.lesson06 import (  # noqa: E402
     check_reparameterise,
     check_vae_objective,
 )
+from course_lib.checks.lesson07 import (  # noqa: E402
+    COST_KEYS,
+    COST_MODELS,
+    UNET_RUNS,
+    check_cross_attention,
+    check_ddim_inversion_step,
+    check_latent_cost,
+    check_latent_scale,
+    check_noise_guidance,
+    check_unet_evaluations,
+)
 
 __all__ = [
     "ExerciseFailed",
@@ -162,6 +176,16 @@ __all__ = [
     "check_interpolate",
     "check_elbo_kl_weight",
     "check_beta_prediction",
+    # lesson 07
+    "check_noise_guidance",
+    "UNET_RUNS",
+    "check_unet_evaluations",
+    "check_cross_attention",
+    "check_latent_scale",
+    "COST_MODELS",
+    "COST_KEYS",
+    "check_latent_cost",
+    "check_ddim_inversion_step",
     # any lesson
     "check_close",
     "check_shape",

@@ -1,6 +1,6 @@
 """The machinery every lesson's checks share: the failure type, calling the learner's code, comparing.
 
-A check (``check_*`` in :mod:`course_lib.checks.lesson01` ... ``lesson06``) is built from these:
+A check (``check_*`` in :mod:`course_lib.checks.lesson01` ... ``lesson07``) is built from these:
 
 - :func:`need_callable` refuses anything but a function (a :class:`~course_lib.errors.CourseInputError`:
   a mistake in the check cell, not in the answer);
