@@ -208,7 +208,7 @@ def evaluate(model: Any, processor: Any, held: np.ndarray, args: argparse.Namesp
     prompts, labels = [], []
     for k, style in enumerate(MUSIC_STYLES):
         for i in range(args.n_prompts):
-            prompts.append(style_prompt(style, i))
+            prompts.append(style_prompt(style, i, legacy_articles=True))
             labels.append(k)
     labels_t = torch.tensor(labels)
     t0 = time.time()
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train = music_set(args.n_train, TRAIN_SEED0)
     tokens = encode_clips(codec, train["audio"]).to(torch.int16)
     rng = np.random.default_rng(args.seed)
-    captions = [[caption(MUSIC_STYLES[int(lab)], int(seed), rng) for _ in range(CAPTIONS_PER_CLIP)]
+    captions = [[caption(MUSIC_STYLES[int(lab)], int(seed), rng, legacy_articles=True) for _ in range(CAPTIONS_PER_CLIP)]
                 for lab, seed in zip(train["labels"], train["seeds"])]
     enc = processor.tokenizer([c for cs in captions for c in cs], padding=True, return_tensors="pt")
     caption_ids = enc.input_ids.view(len(captions), CAPTIONS_PER_CLIP, -1)
