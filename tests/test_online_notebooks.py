@@ -1,6 +1,6 @@
 """Every lesson's ONLINE branch, run under nbval against the Hub stand-in (tests/hub_standin).
 
-In Colab the lessons load teticio's pipeline, musicgen-small, ``lewtun/music_genres``, GTZAN and CLAP from
+In Colab the lessons load teticio's pipeline, musicgen-small, ``lewtun/music_genres``, GTZAN, CLAP and AudioLDM 2 from
 the Hub. Here a server on 127.0.0.1 serves those repos in their real layouts with small random weights,
 and each notebook runs in a child pytest (nbval, quick profile) with ``HF_ENDPOINT`` pointing at it and the
 offline switches removed. The notebooks' own check cells do the asserting; this test also checks, from the
@@ -27,6 +27,7 @@ ONLINE_LESSONS = {
                              "/datasets/lewtun/music_genres/resolve/",
                              "/laion/clap-htsat-unfused/resolve/"],
     "04_musicgen.ipynb": ["/facebook/musicgen-small/resolve/", "/datasets/sanchit-gandhi/gtzan/resolve/"],
+    "07_text_to_audio.ipynb": ["/cvssp/audioldm2-music/resolve/", "/laion/clap-htsat-unfused/resolve/"],
 }
 
 

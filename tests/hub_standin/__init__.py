@@ -1,9 +1,9 @@
 """A local stand-in for the Hugging Face Hub, so that the course's ONLINE branch runs in tests.
 
 In Colab every lesson takes its online branch (teticio's pipeline, musicgen-small, ``lewtun/music_genres``,
-``sanchit-gandhi/gtzan``, ``laion/clap-htsat-unfused``). Tests have no network, so this package serves those
-repos from 127.0.0.1, in their real file layouts with small random weights, and the libraries reach it
-through ``HF_ENDPOINT``.
+``sanchit-gandhi/gtzan``, ``laion/clap-htsat-unfused``, ``cvssp/audioldm2-music``). Tests have no network,
+so this package serves those repos from 127.0.0.1, in their real file layouts with small random weights,
+and the libraries reach it through ``HF_ENDPOINT``.
 
 - :mod:`.server`: :func:`serve` / :class:`HubStandin`, the HTTP server (the standard library's).
 - :mod:`.repos`: :func:`build_all` and one builder per repo.
@@ -40,23 +40,27 @@ from typing import Any
 
 from .repos import (
     AUDIO_DIFFUSION_ID,
+    AUDIOLDM2_ID,
     CLAP_ID,
     GTZAN_ID,
     MUSIC_GENRES_ID,
     MUSICGEN_ID,
     build_all,
     build_audio_diffusion,
+    build_audioldm2,
     build_clap,
     build_gtzan,
     build_music_genres,
     build_musicgen,
 )
+from .melody import MELODY_ID, build_musicgen_melody  # not in build_all: only tests/test_musicgen_melody.py needs it
 from .server import HubStandin, commit_sha, serve
 
 __all__ = [
-    "AUDIO_DIFFUSION_ID", "MUSICGEN_ID", "MUSIC_GENRES_ID", "GTZAN_ID", "CLAP_ID", "OFFLINE_VARS",
+    "AUDIO_DIFFUSION_ID", "MUSICGEN_ID", "MUSIC_GENRES_ID", "GTZAN_ID", "CLAP_ID", "AUDIOLDM2_ID", "OFFLINE_VARS",
     "HubStandin", "serve", "commit_sha", "build_all", "build_audio_diffusion", "build_musicgen",
-    "build_music_genres", "build_gtzan", "build_clap", "online_environ", "child_environ", "use_standin",
+    "build_music_genres", "build_gtzan", "build_clap", "build_audioldm2", "online_environ", "child_environ",
+    "use_standin", "MELODY_ID", "build_musicgen_melody",
 ]
 
 # The variables that would keep the Hub libraries (and course_lib.settings) offline.

@@ -13,7 +13,9 @@ course reads them (image size and Mel settings, codebooks, sampling rates, colum
 - :func:`build_gtzan`: ``sanchit-gandhi/gtzan`` (parquet; file, audio at 22.05 kHz, genre as a ClassLabel).
 - :func:`build_clap`: ``laion/clap-htsat-unfused`` (``ClapModel`` with tiny untrained towers, the real
   48 kHz feature extractor, a tiny RoBERTa BPE tokenizer), the online judge of lesson 03.
-- :func:`build_all`: all five.
+- :func:`build_audioldm2`: ``cvssp/audioldm2-music`` (diffusers' ``AudioLDM2Pipeline`` folder: CLAP and T5
+  text encoders, projection, GPT-2, UNet, VAE, HiFi-GAN vocoder, all tiny and untrained), lesson 07's online model.
+- :func:`build_all`: all six.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ MUSICGEN_ID = "facebook/musicgen-small"
 MUSIC_GENRES_ID = "lewtun/music_genres"
 GTZAN_ID = "sanchit-gandhi/gtzan"
 CLAP_ID = "laion/clap-htsat-unfused"
+AUDIOLDM2_ID = "cvssp/audioldm2-music"
 SEED = 17
 
 # lewtun/music_genres genre names (a subset of its 19), each with the course style that stands in for it.
@@ -161,8 +164,6 @@ def build_musicgen(root: str | Path) -> Path:
         T5Config,
     )
 
-    from course_lib.hub import checkpoint_dir
-
     folder = _repo_dir(root, "model", MUSICGEN_ID)
     torch.manual_seed(SEED)
     text_config = T5Config(
@@ -220,21 +221,33 @@ def build_musicgen(root: str | Path) -> Path:
         "return_attention_mask": True,
         "sampling_rate": 32000,
     })
-    tiny = checkpoint_dir("tiny-musicgen")
-    shutil.copyfile(tiny / "tokenizer.json", folder / "tokenizer.json")
-    tokenizer_config = json.loads((tiny / "tokenizer_config.json").read_text())
-    tokenizer_config.pop("backend", None)
-    tokenizer_config["processor_class"] = "MusicgenProcessor"
-    _write_json(folder / "tokenizer_config.json", tokenizer_config)
-    _write_json(folder / "special_tokens_map.json", {
-        "additional_special_tokens": tokenizer_config.get("extra_special_tokens", []),
-        "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>",
-    })
+    _write_t5_tokenizer(folder, processor_class="MusicgenProcessor")
     (folder / "README.md").write_text(
         "---\ninference: true\ntags:\n- musicgen\nlicense: cc-by-nc-4.0\npipeline_tag: text-to-audio\n---\n\n"
         "# Hub stand-in for facebook/musicgen-small\n\nReal configuration numbers, tiny RANDOM weights (tests only).\n",
         encoding="utf-8")
     return folder
+
+
+def _write_t5_tokenizer(folder: Path, processor_class: str | None = None, model_max_length: int | None = None) -> None:
+    """Write the course's tiny T5 tokenizer (``checkpoints/tiny-musicgen``: T5's 32 128 ids) into ``folder``."""
+    from course_lib.hub import checkpoint_dir
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tiny = checkpoint_dir("tiny-musicgen")
+    shutil.copyfile(tiny / "tokenizer.json", folder / "tokenizer.json")
+    tokenizer_config = json.loads((tiny / "tokenizer_config.json").read_text())
+    tokenizer_config.pop("backend", None)
+    tokenizer_config.pop("processor_class", None)
+    if processor_class is not None:
+        tokenizer_config["processor_class"] = processor_class
+    if model_max_length is not None:
+        tokenizer_config["model_max_length"] = model_max_length
+    _write_json(folder / "tokenizer_config.json", tokenizer_config)
+    _write_json(folder / "special_tokens_map.json", {
+        "additional_special_tokens": tokenizer_config.get("extra_special_tokens", []),
+        "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>",
+    })
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -366,20 +379,34 @@ def _roberta_bpe_tokenizer(vocab_size: int = 320):
     return tokenizer
 
 
-def build_clap(root: str | Path) -> Path:
-    """``laion/clap-htsat-unfused``: an UNTRAINED tiny ``ClapModel`` behind the real feature extractor.
+# The real laion/clap-htsat-unfused feature extractor (AudioLDM 2 ships the same one in feature_extractor/).
+_CLAP_FEATURE_EXTRACTOR = {
+    "chunk_length_s": 10,
+    "feature_extractor_type": "ClapFeatureExtractor",
+    "feature_size": 64,
+    "fft_window_size": 1024,
+    "frequency_max": 14000,
+    "frequency_min": 50,
+    "hop_length": 480,
+    "max_length_s": 10,
+    "n_fft": 1024,
+    "nb_frequency_bins": 513,
+    "nb_max_frames": 1000,
+    "nb_max_samples": 480000,
+    "padding": "repeatpad",
+    "padding_side": "right",
+    "padding_value": 0.0,
+    "processor_class": "ClapProcessor",
+    "return_attention_mask": False,
+    "sampling_rate": 48000,
+    "top_db": None,
+    "truncation": "rand_trunc",  # the fused model's is "fusion"
+}
 
-    Kept as in the real repo: the files (``config.json``, ``model.safetensors`` and ``pytorch_model.bin``,
-    ``preprocessor_config.json``, RoBERTa's tokenizer files), the feature extractor's values (64 mel bins,
-    48 kHz, hop 480, 10 s, ``rand_trunc``, ``repeatpad``) and the HTSAT input geometry that must match it
-    (spec_size 256 = 64 mel bins x freq_ratio 4, patches 4 x 4, window 8, no fusion), so a real-length
-    input (1001 frames x 64 bins) goes through. Small: widths, depths, a 32-d projection (real: 512),
-    a 320-token vocabulary (real: 50 265). Its embeddings mean nothing; the model card says so.
-    """
-    import torch
-    from transformers import ClapConfig, ClapModel
 
-    folder = _repo_dir(root, "model", CLAP_ID)
+def _write_clap_tokenizer(folder: Path) -> int:
+    """Write the tiny RoBERTa BPE tokenizer's files (as the real repos hold them) into ``folder``; its vocab size."""
+    folder.mkdir(parents=True, exist_ok=True)
     tokenizer = _roberta_bpe_tokenizer()
     tokenizer.save(str(folder / "tokenizer.json"))
     tokenizer.model.save(str(folder))  # vocab.json and merges.txt
@@ -395,31 +422,17 @@ def build_clap(root: str | Path) -> Path:
         "pad_token": "<pad>", "processor_class": "ClapProcessor", "sep_token": "</s>",
         "tokenizer_class": "RobertaTokenizer", "trim_offsets": True, "unk_token": "<unk>",
     })
-    _write_json(folder / "preprocessor_config.json", {
-        "chunk_length_s": 10,
-        "feature_extractor_type": "ClapFeatureExtractor",
-        "feature_size": 64,
-        "fft_window_size": 1024,
-        "frequency_max": 14000,
-        "frequency_min": 50,
-        "hop_length": 480,
-        "max_length_s": 10,
-        "n_fft": 1024,
-        "nb_frequency_bins": 513,
-        "nb_max_frames": 1000,
-        "nb_max_samples": 480000,
-        "padding": "repeatpad",
-        "padding_side": "right",
-        "padding_value": 0.0,
-        "processor_class": "ClapProcessor",
-        "return_attention_mask": False,
-        "sampling_rate": 48000,
-        "top_db": None,
-        "truncation": "rand_trunc",  # the fused model's is "fusion"
-    })
+    return tokenizer.get_vocab_size()
+
+
+def _tiny_clap_model(vocab_size: int):
+    """The tiny, UNTRAINED ``ClapModel`` (seeded): real input geometry, tiny widths, a 32-d projection."""
+    import torch
+    from transformers import ClapConfig, ClapModel
+
     config = ClapConfig(
         text_config={  # RoBERTa's ids and positions; tiny widths (real: 768 wide, 12 layers)
-            "vocab_size": tokenizer.get_vocab_size(), "hidden_size": 16, "num_hidden_layers": 1,
+            "vocab_size": vocab_size, "hidden_size": 16, "num_hidden_layers": 1,
             "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 514,
             "type_vocab_size": 1, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
         },
@@ -435,6 +448,25 @@ def build_clap(root: str | Path) -> Path:
     torch.manual_seed(SEED)
     model = ClapModel(config).eval()
     model.config.architectures = ["ClapModel"]
+    return model
+
+
+def build_clap(root: str | Path) -> Path:
+    """``laion/clap-htsat-unfused``: an UNTRAINED tiny ``ClapModel`` behind the real feature extractor.
+
+    Kept as in the real repo: the files (``config.json``, ``model.safetensors`` and ``pytorch_model.bin``,
+    ``preprocessor_config.json``, RoBERTa's tokenizer files), the feature extractor's values (64 mel bins,
+    48 kHz, hop 480, 10 s, ``rand_trunc``, ``repeatpad``) and the HTSAT input geometry that must match it
+    (spec_size 256 = 64 mel bins x freq_ratio 4, patches 4 x 4, window 8, no fusion), so a real-length
+    input (1001 frames x 64 bins) goes through. Small: widths, depths, a 32-d projection (real: 512),
+    a 320-token vocabulary (real: 50 265). Its embeddings mean nothing; the model card says so.
+    """
+    import torch
+
+    folder = _repo_dir(root, "model", CLAP_ID)
+    vocab_size = _write_clap_tokenizer(folder)
+    _write_json(folder / "preprocessor_config.json", _CLAP_FEATURE_EXTRACTOR)
+    model = _tiny_clap_model(vocab_size)
     model.save_pretrained(folder, safe_serialization=True)
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
     (folder / "README.md").write_text(
@@ -442,6 +474,202 @@ def build_clap(root: str | Path) -> Path:
         "An UNTRAINED stand-in for tests: the real file layout, feature extractor and input geometry, tiny "
         "random towers. Its embeddings are meaningless; use it only to check that code runs.\n",
         encoding="utf-8")
+    return folder
+
+
+# ----------------------------------------------------------------------------- AudioLDM 2 (lesson 07 online)
+
+# The components of cvssp/audioldm2-music's model_index.json: [library, class]. "audioldm2" is diffusers'
+# pipeline module that defines the projection model and the UNet with two cross-attention streams.
+AUDIOLDM2_COMPONENTS = {
+    "feature_extractor": ["transformers", "ClapFeatureExtractor"],
+    "language_model": ["transformers", "GPT2Model"],
+    "projection_model": ["audioldm2", "AudioLDM2ProjectionModel"],
+    "scheduler": ["diffusers", "DDIMScheduler"],
+    "text_encoder": ["transformers", "ClapModel"],
+    "text_encoder_2": ["transformers", "T5EncoderModel"],
+    "tokenizer": ["transformers", "RobertaTokenizerFast"],
+    "tokenizer_2": ["transformers", "T5TokenizerFast"],
+    "unet": ["audioldm2", "AudioLDM2UNet2DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+    "vocoder": ["transformers", "SpeechT5HifiGan"],
+}
+AUDIOLDM2_VAE_SCALING_FACTOR = 0.4110932946205139  # AudioLDM 2's learnt latent scale (Stable Diffusion's: 0.18215)
+
+
+def _save_diffusers_model(model, folder: Path, config: dict) -> None:
+    """Save a diffusers model's weights (safetensors) with a hand-written ``config.json`` (the real keys)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_json(folder / "config.json", config)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "diffusion_pytorch_model.safetensors"), metadata={"format": "pt"})
+
+
+def build_audioldm2(root: str | Path) -> Path:
+    """``cvssp/audioldm2-music``: diffusers' ``AudioLDM2Pipeline`` folder with tiny UNTRAINED parts.
+
+    The layout is the real repo's: ``model_index.json`` and one folder per component (``vae``, ``unet``,
+    ``vocoder``, ``text_encoder`` (CLAP), ``text_encoder_2`` (T5 encoder), ``projection_model``,
+    ``language_model`` (GPT-2), ``scheduler``, ``tokenizer``, ``tokenizer_2``, ``feature_extractor``),
+    weights as safetensors. Kept as in the real model, because the pipeline and the course read them:
+    16 kHz audio; the HiFi-GAN vocoder's 64 mel bins and upsampling 5 x 4 x 2 x 2 x 2 = 160 (the mel hop);
+    a VAE with 1 channel in and out, 3 blocks (4x smaller per axis), 8 latent channels and AudioLDM 2's
+    scaling factor; a UNet with 8 channels in and out, latent height 256 (10.24 s), one plain block then
+    three with cross-attention to GPT-2's 8 generated vectors and to the T5 states (cross_attention_dim
+    ``[None, gpt2, t5]`` per block); GPT-2 generating 8 vectors (``max_new_tokens``); the DDIM schedule
+    (scaled linear betas 0.0015 to 0.0195, 1000 steps); the T5 tokenizer's 128-token limit; the CLAP
+    feature extractor (48 kHz). Small: every width and depth, GPT-2's unused 64-token vocabulary (real:
+    50 257). Unlike the real repo there is no ``tokenizer_2/spiece.model`` (the fast tokenizer's
+    ``tokenizer.json`` is enough). Its sound is noise; the model card says so.
+    """
+    import torch
+    from diffusers import AutoencoderKL
+    from diffusers.pipelines.audioldm2.modeling_audioldm2 import (
+        AudioLDM2ProjectionModel,
+        AudioLDM2UNet2DConditionModel,
+    )
+    from transformers import GPT2Config, GPT2Model, SpeechT5HifiGan, SpeechT5HifiGanConfig, T5Config, T5EncoderModel
+
+    folder = _repo_dir(root, "model", AUDIOLDM2_ID)
+    _write_json(folder / "model_index.json", {
+        "_class_name": "AudioLDM2Pipeline", "_diffusers_version": "0.21.0.dev0", **AUDIOLDM2_COMPONENTS,
+    })
+
+    # The two text encoders and their tokenizers: the tiny CLAP of build_clap, a tiny T5 encoder.
+    clap_vocab = _write_clap_tokenizer(folder / "tokenizer")
+    _write_json(folder / "feature_extractor" / "preprocessor_config.json", _CLAP_FEATURE_EXTRACTOR)
+    clap = _tiny_clap_model(clap_vocab)
+    clap.save_pretrained(folder / "text_encoder", safe_serialization=True)
+    _write_t5_tokenizer(folder / "tokenizer_2", model_max_length=128)  # AudioLDM 2 cuts T5 prompts at 128 tokens
+    torch.manual_seed(SEED + 1)
+    t5_config = T5Config(  # real: flan-t5-large's encoder (1024 wide, 24 layers, gated GELU)
+        vocab_size=32128, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4,
+        relative_attention_num_buckets=32, relative_attention_max_distance=128, feed_forward_proj="gated-gelu",
+        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, tie_word_embeddings=False,
+    )
+    t5 = T5EncoderModel(t5_config).eval()
+    t5.config.architectures = ["T5EncoderModel"]
+    t5.save_pretrained(folder / "text_encoder_2", safe_serialization=True)
+
+    # GPT-2 turns the projected text into 8 vectors ("AudioMAE features") that the UNet attends to.
+    torch.manual_seed(SEED + 2)
+    gpt2_config = GPT2Config(  # real: GPT-2 base (768 wide, 12 layers, 12 heads, vocabulary 50 257)
+        vocab_size=64, n_positions=1024, n_embd=24, n_layer=1, n_head=2, activation_function="gelu_new",
+        bos_token_id=63, eos_token_id=63, max_new_tokens=8,
+    )
+    gpt2 = GPT2Model(gpt2_config).eval()
+    gpt2.config.architectures = ["GPT2Model"]
+    gpt2.save_pretrained(folder / "language_model", safe_serialization=True)
+    config = json.loads((folder / "language_model" / "config.json").read_text())
+    if config.get("max_new_tokens") != 8:  # the pipeline reads it from here; keep it whatever transformers saves
+        config["max_new_tokens"] = 8
+        _write_json(folder / "language_model" / "config.json", config)
+
+    projection_config = {"text_encoder_dim": clap.config.projection_dim, "text_encoder_1_dim": t5_config.d_model,
+                         "langauge_model_dim": gpt2_config.n_embd}  # sic: diffusers' spelling
+    torch.manual_seed(SEED + 3)
+    projection = AudioLDM2ProjectionModel(**projection_config)
+    _save_diffusers_model(projection, folder / "projection_model", {
+        "_class_name": "AudioLDM2ProjectionModel", "_diffusers_version": "0.21.0.dev0", **projection_config,
+        "max_seq_length": None, "use_learned_position_embedding": None,
+    })
+
+    unet_config = {
+        "act_fn": "silu",
+        "attention_head_dim": 2,  # diffusers' (misnamed) number of heads; real: 8
+        "block_out_channels": [8, 16, 16, 16],  # real: [128, 256, 384, 640]
+        "class_embed_type": None,
+        "class_embeddings_concat": False,
+        "conv_in_kernel": 3,
+        "conv_out_kernel": 3,
+        "cross_attention_dim": [[None, gpt2_config.n_embd, t5_config.d_model]] * 4,  # real: [None, 768, 1024]
+        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+        "downsample_padding": 1,
+        "flip_sin_to_cos": True,
+        "freq_shift": 0,
+        "in_channels": 8,
+        "layers_per_block": 1,  # real: 2
+        "mid_block_scale_factor": 1,
+        "norm_eps": 1e-05,
+        "norm_num_groups": 4,  # real: 32
+        "num_class_embeds": None,
+        "only_cross_attention": False,
+        "out_channels": 8,
+        "projection_class_embeddings_input_dim": None,
+        "resnet_time_scale_shift": "default",
+        "sample_size": 256,
+        "time_cond_proj_dim": None,
+        "time_embedding_act_fn": None,
+        "time_embedding_dim": None,
+        "time_embedding_type": "positional",
+        "timestep_post_act": None,
+        "transformer_layers_per_block": 1,
+        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+        "upcast_attention": False,
+        "use_linear_projection": False,
+    }
+    torch.manual_seed(SEED + 4)
+    unet = AudioLDM2UNet2DConditionModel(**unet_config)
+    _save_diffusers_model(unet, folder / "unet", {
+        "_class_name": "AudioLDM2UNet2DConditionModel", "_diffusers_version": "0.21.0.dev0", **unet_config,
+    })
+
+    vae_config = {
+        "act_fn": "silu",
+        "block_out_channels": [8, 16, 16],  # real: [128, 256, 512]
+        "down_block_types": ["DownEncoderBlock2D"] * 3,
+        "force_upcast": True,
+        "in_channels": 1,
+        "latent_channels": 8,
+        "layers_per_block": 1,  # real: 2
+        "norm_num_groups": 4,  # real: 32
+        "out_channels": 1,
+        "sample_size": 1024,
+        "scaling_factor": AUDIOLDM2_VAE_SCALING_FACTOR,
+        "up_block_types": ["UpDecoderBlock2D"] * 3,
+    }
+    torch.manual_seed(SEED + 5)
+    vae = AutoencoderKL(**vae_config)
+    _save_diffusers_model(vae, folder / "vae", {
+        "_class_name": "AutoencoderKL", "_diffusers_version": "0.21.0.dev0", **vae_config,
+    })
+
+    torch.manual_seed(SEED + 6)
+    vocoder_config = SpeechT5HifiGanConfig(  # real: upsample_initial_channel 1024
+        model_in_dim=64, sampling_rate=16000, upsample_initial_channel=32, upsample_rates=[5, 4, 2, 2, 2],
+        upsample_kernel_sizes=[16, 16, 8, 4, 4], resblock_kernel_sizes=[3, 7, 11],
+        resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5], [1, 3, 5]], normalize_before=False,
+    )
+    vocoder = SpeechT5HifiGan(vocoder_config).eval()
+    with torch.no_grad():  # fan-in scaled convolutions: an audible (if meaningless) output, not one near 1e-11
+        for module in vocoder.modules():
+            if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+                fan_in = module.weight.shape[1 if isinstance(module, torch.nn.Conv1d) else 0] * module.kernel_size[0]
+                module.weight.normal_(0.0, 1.0 / fan_in ** 0.5)
+    vocoder.config.architectures = ["SpeechT5HifiGan"]
+    vocoder.save_pretrained(folder / "vocoder", safe_serialization=True)
+
+    _write_json(folder / "scheduler" / "scheduler_config.json", {
+        "_class_name": "DDIMScheduler",
+        "_diffusers_version": "0.21.0.dev0",
+        "beta_end": 0.0195,
+        "beta_schedule": "scaled_linear",
+        "beta_start": 0.0015,
+        "clip_sample": False,
+        "num_train_timesteps": 1000,
+        "prediction_type": "epsilon",
+        "set_alpha_to_one": False,
+        "steps_offset": 1,
+        "trained_betas": None,
+    })
+    (folder / "README.md").write_text(
+        "---\nlicense: cc-by-nc-sa-4.0\ntags:\n- text-to-audio\n- music\n---\n\n"
+        "# Hub stand-in for cvssp/audioldm2-music\n\n"
+        "An UNTRAINED stand-in for tests: the real file layout and the numbers the pipeline reads (16 kHz, "
+        "64 mel bins, 8 latent channels, the VAE scaling factor), tiny random parts. Its sound is noise; use it "
+        "only to check that code runs.\n", encoding="utf-8")
     return folder
 
 
@@ -454,4 +682,5 @@ def build_all(root: str | Path) -> Path:
     build_music_genres(root, clips_per_genre=4, seconds=6.5)  # lesson 03 streams 4 clips of one genre, each longer than a 256-frame slice
     build_gtzan(root)
     build_clap(root)
+    build_audioldm2(root)
     return root
