@@ -28,7 +28,7 @@ import torch
 from course_lib import settings
 from course_lib.audio import resample
 from course_lib.errors import CourseInputError
-from course_lib.hub import is_standin, resolve_pretrained
+from course_lib.hub import is_standin, resolve_online_only, resolve_pretrained
 from course_lib.metrics import spectral_convergence
 from course_lib.models.clap import CLAP_HUB_ID, ClapJudge, load_clap_judge
 from course_lib.spectrogram import griffin_lim, hifigan_log_mel, magnitude, mel_to_linear, stft
@@ -143,17 +143,10 @@ def load_audioldm2(hub_id: str = AUDIOLDM2_ID, device: str | None = None, dtype:
 
     Taught in lesson 07 (notebooks/07_text_to_audio.ipynb).
     """
-    online = settings.is_online()
-    try:
-        source = resolve_pretrained(hub_id, online=online)
-    except CourseInputError as error:
-        if online:
-            raise
-        raise CourseInputError(
-            f"{error} This section needs the internet: offline, lesson 07 uses the course-trained "
-            "text-to-audio model instead (course_lib.text_to_audio.load_text_to_audio(), from "
-            "checkpoints/text-audio-ldm), which the rest of the lesson runs."
-        ) from error
+    source = resolve_online_only(
+        hub_id, "This section needs the internet: offline, lesson 07 uses the course-trained text-to-audio model "
+        "instead (course_lib.text_to_audio.load_text_to_audio(), from checkpoints/text-audio-ldm), which the rest "
+        "of the lesson runs.")
     dev = settings.device(device)
     torch_dtype = _check_dtype(dtype, dev)
 

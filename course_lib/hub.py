@@ -148,6 +148,18 @@ def resolve_pretrained(
                                                 "repository root."))
 
 
+def resolve_online_only(hub_id: str, offline_hint: str) -> str:
+    """:func:`resolve_pretrained` for a model the course has no stand-in for: offline, its error plus
+    ``offline_hint`` (what the lesson uses instead). Returns the Hub id online."""
+    online = settings.is_online()
+    try:
+        return resolve_pretrained(hub_id, online=online)
+    except CourseInputError as error:
+        if online:
+            raise
+        raise CourseInputError(f"{error} {offline_hint}") from error
+
+
 def is_standin(source: str) -> bool:
     """True when ``source`` (an answer of :func:`resolve_pretrained`) is a local folder, not a Hub id."""
     if not isinstance(source, (str, os.PathLike)):

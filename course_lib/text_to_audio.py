@@ -22,7 +22,7 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -326,17 +326,23 @@ def slerp(a: Any, b: Any, t: Any) -> torch.Tensor:
     return out[:, 0] if x.ndim >= 2 and x.shape[0] == 1 else out
 
 
-def _attention_tokens(unet: Any, sample: torch.Tensor, t: int, states: torch.Tensor) -> list[int]:
-    """The token counts every self-attention layer (``attn1``) of ``unet`` sees on one pass, in order."""
-    tokens: list[int] = []
-    hooks = [m.register_forward_hook(lambda _m, args, _out: tokens.append(int(args[0].shape[1])))
-             for name, m in unet.named_modules() if name.endswith("attn1")]
+def _one_pass(unet: Any, sample: torch.Tensor, t: int, states: torch.Tensor, modules: list[Any],
+              hook: Callable[[Any, Any, Any], None]) -> None:
+    """One UNet pass with ``hook`` on every module of ``modules`` (removed afterwards)."""
+    hooks = [m.register_forward_hook(hook) for m in modules]
     try:
         with torch.no_grad():
             unet(sample, t, encoder_hidden_states=states)
     finally:
         for h in hooks:
             h.remove()
+
+
+def _attention_tokens(unet: Any, sample: torch.Tensor, t: int, states: torch.Tensor) -> list[int]:
+    """The token counts every self-attention layer (``attn1``) of ``unet`` sees on one pass, in order."""
+    tokens: list[int] = []
+    layers = [m for name, m in unet.named_modules() if name.endswith("attn1")]
+    _one_pass(unet, sample, t, states, layers, lambda _m, args, _out: tokens.append(int(args[0].shape[1])))
     return tokens
 
 
@@ -348,13 +354,7 @@ def _activation_mb(unet: Any, sample: torch.Tensor, t: int, states: torch.Tensor
         if isinstance(out, torch.Tensor):
             total[0] += out.numel() * out.element_size()
 
-    hooks = [m.register_forward_hook(count) for m in unet.modules() if not list(m.children())]
-    try:
-        with torch.no_grad():
-            unet(sample, t, encoder_hidden_states=states)
-    finally:
-        for h in hooks:
-            h.remove()
+    _one_pass(unet, sample, t, states, [m for m in unet.modules() if not list(m.children())], count)
     return total[0] / 2**20
 
 

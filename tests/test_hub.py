@@ -68,3 +68,13 @@ def test_bad_hub_id(bad):
 def test_bad_online_flag():
     with pytest.raises(CourseInputError, match="online"):
         hub.resolve_pretrained("facebook/musicgen-small", online="yes")
+
+
+def test_online_only_models_add_the_lessons_offline_hint(monkeypatch):
+    monkeypatch.setattr(settings, "is_online", lambda *a, **k: True)
+    assert hub.resolve_online_only("cvssp/audioldm2-music", "use X") == "cvssp/audioldm2-music"
+    monkeypatch.setattr(settings, "is_online", lambda *a, **k: False)
+    with pytest.raises(CourseInputError, match=r"cannot be loaded offline.*use the course model instead"):
+        hub.resolve_online_only("cvssp/audioldm2-music", "Offline, use the course model instead.")
+    with pytest.raises(CourseInputError, match="hub_id"):  # a bad id is still a bad id, online or not
+        hub.resolve_online_only("", "hint")

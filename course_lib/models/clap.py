@@ -24,7 +24,7 @@ import torch
 from course_lib import settings
 from course_lib.audio import resample
 from course_lib.errors import CourseInputError
-from course_lib.hub import resolve_pretrained
+from course_lib.hub import resolve_online_only
 from course_lib.validate import as_float_tensor, check_positive_int, check_sample_rate
 
 __all__ = ["CLAP_HUB_ID", "ClapJudge", "load_clap_judge"]
@@ -122,15 +122,8 @@ def load_clap_judge(hub_id: str = CLAP_HUB_ID, device: str | torch.device | None
 
     Taught in lesson 03 (notebooks/03_fine_tuning.ipynb).
     """
-    online = settings.is_online()
-    try:
-        source = resolve_pretrained(hub_id, online=online)
-    except CourseInputError as error:
-        if online:
-            raise
-        raise CourseInputError(
-            f"{error} Offline, judge with course_lib.models.classifier.load_style_classifier() instead."
-        ) from error
+    source = resolve_online_only(
+        hub_id, "Offline, judge with course_lib.models.classifier.load_style_classifier() instead.")
     dev = settings.device(None if device is None else str(device))
 
     from transformers import ClapFeatureExtractor, ClapModel
