@@ -6,7 +6,9 @@ Compared: ``course_lib.models.unet1d.UNet1D`` with ``CONFIGS["reference"]`` (unc
 tiny-audio-diffusion builds it (channels 32..256 over 8 levels, items 2/4, attention at the three
 lowest levels with 8 heads x 64, modulation features 1024, 8 GroupNorm groups).
 
-Measured for each side, in float32 and in bf16 autocast (``torch.autocast("cpu", torch.bfloat16)``):
+Three sides: ``ours`` (eager), ``compiled`` (the same model through ``course_lib.training.compile_model``, as
+``train(..., compile=True)`` and ``vdiffusion.sample(..., compile=True)`` run it: inductor, fixed shapes,
+``--compile-mode``, default ``"default"``) and ``peer`` (eager, as shipped). Measured for each side, in float32 and in bf16 autocast (``torch.autocast("cpu", torch.bfloat16)``):
 
 - ``train b1`` / ``train b4``: one training step on stereo clips of ``--length`` samples (batch 1
   and 4): zero the gradients, the library's own v-diffusion loss (ours: ``vdiffusion.v_loss``; the
@@ -20,17 +22,22 @@ Measured for each side, in float32 and in bf16 autocast (``torch.autocast("cpu",
 - ``sample``: one clip, 50 steps of each library's own sampler (ours: ``vdiffusion.sample`` with
   ``eta=0``; the peer: ``VSampler``, the same deterministic v-sampler on the same linear grid),
   after a 1-step warm-up.
+- Compiling: the warm-up (the first training step, or the 1-step sampling call) is timed on its own as
+  ``first_seconds``; for the compiled side it is the compile time (a fresh process: dynamo traces, inductor
+  generates and builds the kernels, or takes them from its on-disk cache when an earlier process built the same
+  ones). The steady-state numbers leave it out.
 - Time: wall-clock seconds (what a learner waits) and, less sensitive to other programs sharing the
   cores, the CPU seconds of the process (all its threads).
-- Peak memory: the process's maximum resident set size (``ru_maxrss``) at the end, and the same
-  minus the resident size right after imports, model, optimizer and data were built ("working
-  memory": what the step or the sampler itself needs).
+- Peak memory: the process's maximum resident set size (``VmHWM``) at the end, and "working memory": the
+  peak after the warm-up (reset there through ``/proc/self/clear_refs``, so compiling is left out) minus
+  the resident size right after imports, model, optimizer and data were built: what the step or the sampler
+  itself needs. Inductor's compile workers are separate processes and not counted.
 
 Every measurement runs in a fresh Python process (clean peak memory; nothing one side did to the
 process, its allocator or its thread pool can help or hurt the other) with ``--threads`` torch threads
 (2: the course's laptop). The sides are interleaved: for every repeat and every measurement, ours
 and the peer's run back to back, in alternating order; ratios are computed per pair and their
-median is reported, with the medians of the raw numbers. The load average is recorded before and
+median is reported, with the medians of the raw numbers (both ours and compiled against the peer). The load average is recorded before and
 after. Compare ratios from one run only.
 
 Needs the optional extra (never needed by the course, its tests or notebooks)::
@@ -38,7 +45,9 @@ Needs the optional extra (never needed by the course, its tests or notebooks)::
     pip install -e .[bench-peer]      # audio-diffusion-pytorch==0.1.3, a-unet==0.0.16
 
 Run by hand (not in CI): ``python bench/bench_waveform.py [--quick] [--json out.json]``; the full run
-takes 20-30 minutes on 2 shared cores, ``--quick`` (8 192 samples, 5 sampling steps, 1 repeat) about 2.
+took 20-30 minutes on 2 shared cores before the compiled side was added (it adds a third of that plus the
+compiling), ``--quick`` (8 192 samples, 5 sampling steps, 1 repeat) about 4 with inductor's on-disk cache warm
+and about 25 cold (every compiled measurement then compiles the 31.6 M-parameter model: 1-5 minutes each).
 """
 
 from __future__ import annotations
@@ -64,7 +73,8 @@ from _common import add_common_args, write_json  # bench/_common.py (this folder
 ROOT = Path(__file__).resolve().parents[1]
 PEER_PACKAGES = {"audio_diffusion_pytorch": "audio-diffusion-pytorch==0.1.3", "a_unet": "a-unet==0.0.16"}
 INSTALL_HINT = "pip install -e .[bench-peer]   (or: pip install audio-diffusion-pytorch==0.1.3 a-unet==0.0.16)"
-SIDES = ("ours", "peer")
+SIDES = ("ours", "compiled", "peer")
+OURS = ("ours", "compiled")  # the sides compared with the peer
 PRECISIONS = ("fp32", "bf16")
 # AdamW as tiny-audio-diffusion trains (the same for both sides).
 OPTIMIZER = {"lr": 1e-4, "betas": (0.95, 0.999), "eps": 1e-6, "weight_decay": 1e-3}
@@ -98,25 +108,42 @@ def _rss_mb() -> float:
 
 
 def _peak_rss_mb() -> float:
-    """The largest resident set size this process has had, in MB (Linux reports kB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+    """The largest resident set size this process has had since the last ``_reset_peak``, in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1e3
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # Linux reports kB
 
 
-def _build(side: str) -> tuple[Any, Any, Any]:
+def _reset_peak() -> bool:
+    """Start the peak resident set size afresh from now (Linux: ``clear_refs``); False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _build(side: str, compile_mode: str) -> tuple[Any, Any, Any]:
     """(model, loss(x, step) -> scalar, sample(noise, steps) -> clips) for one side, weights from seed 0."""
     import torch
 
-    if side == "ours":
+    if side in OURS:
         from course_lib.diffusion import vdiffusion
         from course_lib.models.unet1d import CONFIGS, UNet1D
+        from course_lib.training import compile_model
 
         model = UNet1D(CONFIGS["reference"].replace(num_classes=0, class_names=()), seed=0)
+        mode: bool | str = compile_mode if side == "compiled" else False
+        net = compile_model(model, mode)  # what train(..., compile=mode) gives the loss function
 
         def loss(x: torch.Tensor, step: int) -> torch.Tensor:
-            return vdiffusion.v_loss(model, x, generator=step)
+            return vdiffusion.v_loss(net, x, generator=step)
 
         def sample(n: int, length: int, steps: int) -> torch.Tensor:
-            return vdiffusion.sample(model, n, length, steps, generator=0, progress=False, clip=False)
+            return vdiffusion.sample(model, n, length, steps, generator=0, progress=False, clip=False, compile=mode)
 
         return model, loss, sample
 
@@ -140,7 +167,7 @@ def _optimizer(side: str, params: list[Any]) -> Any:
     """AdamW with the peer's settings: as ``course_lib.training.train`` makes it (ours), PyTorch's default (peer)."""
     import torch
 
-    if side == "ours":
+    if side in OURS:
         from course_lib.training import TrainConfig, make_optimizer
 
         return make_optimizer(params, TrainConfig(**OPTIMIZER))
@@ -156,7 +183,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(int(spec["threads"]))
     side, task, precision = spec["side"], spec["task"], spec["precision"]
     length, batch = int(spec["length"]), int(spec["batch"])
-    model, loss_fn, sample_fn = _build(side)
+    model, loss_fn, sample_fn = _build(side, spec.get("compile_mode", "default"))
     params = [p for p in model.parameters() if p.requires_grad]
     n_params = sum(p.numel() for p in params)
     def autocast() -> Any:
@@ -183,25 +210,34 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
             torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
             optimizer.step()
             losses.append(float(loss.detach()))
-            if step > 0:  # step 0 is the warm-up
+            if step > 0:  # step 0 is the warm-up (and, compiled, the compiling)
                 times.append(time.perf_counter() - start)
                 cpu_times.append(time.process_time() - cpu_start)
                 optimizer_times.append(time.perf_counter() - middle)
+            else:
+                result["first_seconds"] = time.perf_counter() - start
+                result["peak_warmup_mb"] = _peak_rss_mb()
+                result["peak_reset"] = _reset_peak()
         result.update(losses=losses, optimizer_seconds=statistics.median(optimizer_times))
     else:
         model.eval()
         rss_built = _rss_mb()
         steps = int(spec["sample_steps"])
         with autocast():
-            sample_fn(1, length, 1)  # warm-up
+            start = time.perf_counter()
+            sample_fn(1, length, 1)  # warm-up (and, compiled, the compiling)
+            result["first_seconds"] = time.perf_counter() - start
+            result["peak_warmup_mb"] = _peak_rss_mb()
+            result["peak_reset"] = _reset_peak()
             start, cpu_start = time.perf_counter(), time.process_time()
             out = sample_fn(batch, length, steps)
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu_start)
         result["sample_rms"] = float(out.float().pow(2).mean().sqrt())
-    peak = _peak_rss_mb()
+    steady_peak = _peak_rss_mb()  # since the warm-up
     result.update(seconds=statistics.median(times), all_seconds=times, cpu_seconds=statistics.median(cpu_times),
-                  rss_built_mb=rss_built, peak_rss_mb=peak, working_mb=peak - rss_built)
+                  rss_built_mb=rss_built, peak_rss_mb=max(steady_peak, result["peak_warmup_mb"]),
+                  working_mb=steady_peak - rss_built)
     return result
 
 
@@ -220,9 +256,11 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def measurements(length: int, train_steps: int, sample_steps: int, threads: int) -> list[dict[str, Any]]:
-    """The list of (task, precision, batch) measurements, each to be made for both sides."""
-    common = {"length": length, "threads": threads, "train_steps": train_steps, "sample_steps": sample_steps}
+def measurements(length: int, train_steps: int, sample_steps: int, threads: int,
+                 compile_mode: str = "default") -> list[dict[str, Any]]:
+    """The list of (task, precision, batch) measurements, each to be made for every side."""
+    common = {"length": length, "threads": threads, "train_steps": train_steps, "sample_steps": sample_steps,
+              "compile_mode": compile_mode}
     out = []
     for precision in PRECISIONS:
         for task, batch in (("train", 1), ("train", 4), ("sample", 1)):
@@ -236,40 +274,45 @@ def _name(spec: dict[str, Any]) -> str:
 
 
 def run_bench(length: int = 32768, repeats: int = 3, train_steps: int = 3, sample_steps: int = 50,
-              threads: int = 2) -> dict[str, Any]:
-    """Every measurement ``repeats`` times for both sides, interleaved; returns medians and per-pair ratios."""
+              threads: int = 2, compile_mode: str = "default") -> dict[str, Any]:
+    """Every measurement ``repeats`` times for every side, interleaved; returns medians and per-pair ratios
+    (ours and compiled, each against the peer)."""
     load_before = os.getloadavg()[0]
-    specs = measurements(length, train_steps, sample_steps, threads)
+    specs = measurements(length, train_steps, sample_steps, threads, compile_mode)
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {_name(s): {side: [] for side in SIDES} for s in specs}
+    k = 0
     for r in range(repeats):
-        for i, spec in enumerate(specs):
-            order = SIDES if (r + i) % 2 == 0 else SIDES[::-1]
+        for spec in specs:
+            order = SIDES[k % len(SIDES):] + SIDES[:k % len(SIDES)]  # each side first in turn
+            k += 1
             for side in order:
                 res = _measure({**spec, "side": side})
                 raw[_name(spec)][side].append(res)
-                print(f"  [{r + 1}/{repeats}] {_name(spec)}, {side}: {res['seconds']:.3f} s, peak "
-                      f"{res['peak_rss_mb']:.0f} MB (working {res['working_mb']:.0f} MB)", flush=True)
+                print(f"  [{r + 1}/{repeats}] {_name(spec)}, {side}: {res['seconds']:.3f} s (first call "
+                      f"{res['first_seconds']:.1f} s), peak {res['peak_rss_mb']:.0f} MB (working "
+                      f"{res['working_mb']:.0f} MB)", flush=True)
     rows = {}
     for name, sides in raw.items():
-        ours, peer = sides["ours"], sides["peer"]
-        keys = ["seconds", "cpu_seconds", "peak_rss_mb", "working_mb", "rss_built_mb"]
-        if "optimizer_seconds" in ours[0]:
-            for m in ours + peer:
+        peer = sides["peer"]
+        keys = ["seconds", "cpu_seconds", "first_seconds", "peak_rss_mb", "working_mb", "rss_built_mb"]
+        if "optimizer_seconds" in peer[0]:
+            for m in [m for side in SIDES for m in sides[side]]:
                 m["model_seconds"] = m["seconds"] - m["optimizer_seconds"]
             keys += ["optimizer_seconds", "model_seconds"]
-        med = {side: {k: statistics.median(m[k] for m in sides[side]) for k in keys} for side in SIDES}
-        rows[name] = {
-            "ours": med["ours"],
-            "peer": med["peer"],
-            "speedup": statistics.median(p["seconds"] / o["seconds"] for o, p in zip(ours, peer)),
-            "cpu_speedup": statistics.median(p["cpu_seconds"] / o["cpu_seconds"] for o, p in zip(ours, peer)),
-            "peak_ratio": statistics.median(o["peak_rss_mb"] / p["peak_rss_mb"] for o, p in zip(ours, peer)),
-            "working_ratio": statistics.median(o["working_mb"] / p["working_mb"] for o, p in zip(ours, peer)),
-            "raw": sides,
-        }
-        if "model_seconds" in keys:
-            rows[name]["model_speedup"] = statistics.median(p["model_seconds"] / o["model_seconds"]
-                                                            for o, p in zip(ours, peer))
+        row: dict[str, Any] = {side: {k: statistics.median(m[k] for m in sides[side]) for k in keys} for side in SIDES}
+        for side in OURS:
+            pairs = list(zip(sides[side], peer))
+
+            def ratio(key: str, *, of_peer: bool, pairs: list[Any] = pairs) -> float:
+                return statistics.median(p[key] / o[key] if of_peer else o[key] / p[key] for o, p in pairs)
+
+            row[side].update(speedup=ratio("seconds", of_peer=True), cpu_speedup=ratio("cpu_seconds", of_peer=True),
+                             peak_ratio=ratio("peak_rss_mb", of_peer=False),
+                             working_ratio=ratio("working_mb", of_peer=False))
+            if "model_seconds" in keys:
+                row[side]["model_speedup"] = ratio("model_seconds", of_peer=True)
+        row["raw"] = sides
+        rows[name] = row
     first = next(iter(raw.values()))
     import torch
 
@@ -282,35 +325,40 @@ def run_bench(length: int = 32768, repeats: int = 3, train_steps: int = 3, sampl
         "torch_threads": threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
         "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "compile_mode": compile_mode,
         "parameters": {side: first[side][0]["parameters"] for side in SIDES},
         "rows": rows,
     }
 
 
 def print_table(result: dict[str, Any]) -> None:
-    """Print the medians and ratios as a Markdown table."""
+    """Print the medians and ratios as Markdown tables: one row per measurement and side (ours, compiled)."""
     p = result["parameters"]
     print(f"\nparameters: ours {p['ours']:,}, peer {p['peer']:,} ({100 * (p['ours'] / p['peer'] - 1):+.3f} %); "
           f"stereo x {result['length']} samples; {result['repeats']} repeats; threads={result['torch_threads']}; "
-          f"OMP_WAIT_POLICY={result['omp_wait_policy']}; load average before/after "
-          f"{result['load_average_1min_before_after']}; torch {result['torch']}")
-    print("| measurement | peer s | ours s | speed-up | CPU-s speed-up | peer peak MB | ours peak MB | peak ratio "
-          "| peer working MB | ours working MB | working ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          f"OMP_WAIT_POLICY={result['omp_wait_policy']}; compile mode {result['compile_mode']!r}; load average "
+          f"before/after {result['load_average_1min_before_after']}; torch {result['torch']}")
+    print("| measurement | side | peer s | ours s | speed-up | CPU-s speed-up | first call s (peer / ours) "
+          "| peer peak MB | ours peak MB | peak ratio | peer working MB | ours working MB | working ratio |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, row in result["rows"].items():
-        o, q = row["ours"], row["peer"]
-        print(f"| {name} | {q['seconds']:.2f} | {o['seconds']:.2f} | **{row['speedup']:.2f}x** | "
-              f"{row['cpu_speedup']:.2f}x | "
-              f"{q['peak_rss_mb']:.0f} | {o['peak_rss_mb']:.0f} | {row['peak_ratio']:.2f} | "
-              f"{q['working_mb']:.0f} | {o['working_mb']:.0f} | **{row['working_ratio']:.2f}** |")
+        q = row["peer"]
+        for side in OURS:
+            o = row[side]
+            print(f"| {name} | {side} | {q['seconds']:.2f} | {o['seconds']:.2f} | **{o['speedup']:.2f}x** | "
+                  f"{o['cpu_speedup']:.2f}x | {q['first_seconds']:.1f} / {o['first_seconds']:.1f} | "
+                  f"{q['peak_rss_mb']:.0f} | {o['peak_rss_mb']:.0f} | {o['peak_ratio']:.2f} | "
+                  f"{q['working_mb']:.0f} | {o['working_mb']:.0f} | **{o['working_ratio']:.2f}** |")
     print("\nTraining steps split: forward + backward (the model) and gradient clipping + AdamW (the optimizer)")
-    print("| measurement | peer model s | ours model s | model speed-up | peer optimizer s | ours optimizer s |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| measurement | side | peer model s | ours model s | model speed-up | peer optimizer s | ours optimizer s |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for name, row in result["rows"].items():
-        if "model_speedup" in row:
-            o, q = row["ours"], row["peer"]
-            print(f"| {name} | {q['model_seconds']:.2f} | {o['model_seconds']:.2f} | {row['model_speedup']:.2f}x | "
-                  f"{q['optimizer_seconds']:.3f} | {o['optimizer_seconds']:.3f} |")
+        q = row["peer"]
+        for side in OURS:
+            o = row[side]
+            if "model_speedup" in o:
+                print(f"| {name} | {side} | {q['model_seconds']:.2f} | {o['model_seconds']:.2f} | "
+                      f"{o['model_speedup']:.2f}x | {q['optimizer_seconds']:.3f} | {o['optimizer_seconds']:.3f} |")
 
 
 def main() -> None:
@@ -323,6 +371,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of every measurement")
     parser.add_argument("--train-steps", type=int, default=3, help="timed training steps per process")
     parser.add_argument("--sample-steps", type=int, default=50, help="sampler steps (default 50)")
+    parser.add_argument("--compile-mode", default="default",
+                        help="torch.compile mode of the compiled side (default 'default'; e.g. "
+                             "'max-autotune-no-cudagraphs')")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -338,7 +389,7 @@ def main() -> None:
     else:
         kwargs = {"length": args.length, "repeats": args.repeats, "train_steps": args.train_steps,
                   "sample_steps": args.sample_steps}
-    result = run_bench(threads=args.threads, **kwargs)
+    result = run_bench(threads=args.threads, compile_mode=args.compile_mode, **kwargs)
     print_table(result)
     write_json(args.json, result)
 

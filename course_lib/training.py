@@ -71,8 +71,10 @@ from course_lib.validate import (
 )
 
 __all__ = [
+    "COMPILE_MODES",
     "TrainConfig",
     "TrainResult",
+    "compile_model",
     "is_main_process",
     "latest_checkpoint",
     "load_checkpoint",
@@ -406,6 +408,91 @@ def make_optimizer(params: Any, config: TrainConfig) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, **settings)
 
 
+# The modes of torch.compile that record CUDA graphs, and their equivalents without them (for other devices).
+_CUDA_GRAPH_MODES = {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
+COMPILE_MODES = ("auto", "default", "max-autotune-no-cudagraphs", "reduce-overhead", "max-autotune")
+_compiler_problem: dict[str, str | None] = {}  # device type -> why torch.compile cannot run there (None: it can)
+
+
+def _check_compile(compile: Any) -> bool | str:
+    """``compile`` if it is a valid switch (False, True or one of ``COMPILE_MODES``); else a ``CourseInputError``."""
+    if not (isinstance(compile, bool) or (isinstance(compile, str) and compile in COMPILE_MODES)):
+        raise CourseInputError(
+            f"compile: expected False, True, or one of {COMPILE_MODES} (torch.compile's modes), got {compile!r}."
+        )
+    return compile
+
+
+def _compile_mode(compile: bool | str, device_type: str) -> str | None:
+    """The torch.compile mode for a ``compile`` switch on a device type; None means "run eagerly".
+
+    ``True`` / ``"auto"``: CUDA graphs (``"reduce-overhead"``) on a CUDA GPU, ``"default"`` elsewhere. A mode
+    that records CUDA graphs asked for on another device becomes its equivalent without them, with a warning.
+    """
+    if _check_compile(compile) is False:
+        return None
+    if compile is True or compile == "auto":
+        return "reduce-overhead" if device_type == "cuda" else "default"
+    if compile in _CUDA_GRAPH_MODES and device_type != "cuda":
+        warnings.warn(f"compile={compile!r} records CUDA graphs, which need a CUDA GPU; on {device_type} "
+                      f"{_CUDA_GRAPH_MODES[compile]!r} is used instead.", UserWarning, stacklevel=3)
+        return _CUDA_GRAPH_MODES[compile]
+    return compile
+
+
+def _describe(error: BaseException) -> str:
+    """An exception's type and the first line of its message, for a one-line warning (for dynamo's
+    ``BackendCompilerFailed``, those of the compiler's own exception inside it)."""
+    while isinstance(getattr(error, "inner_exception", None), BaseException):
+        error = error.inner_exception  # type: ignore[attr-defined]
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
+
+
+def _check_compiler(device: torch.device) -> str | None:
+    """Why torch.compile (inductor) cannot run on ``device`` here, or None when it can (tried once per device
+    type): a tiny function is compiled and run forward and backward, which needs dynamo, inductor and the
+    C++ (CPU) or Triton (GPU) compiler that inductor calls."""
+    if device.type not in _compiler_problem:
+        try:
+            probe = torch.compile(lambda t: torch.nn.functional.silu(t) * 2.0 + 1.0, backend="inductor",
+                                  dynamic=False)
+            x = torch.linspace(-1.0, 1.0, 8, device=device, requires_grad=True)
+            probe(x).sum().backward()
+            _compiler_problem[device.type] = None
+        except Exception as error:  # noqa: BLE001 - any failure here means: no working compiler
+            _compiler_problem[device.type] = _describe(error)
+    return _compiler_problem[device.type]
+
+
+def compile_model(model: torch.nn.Module, compile: bool | str = True) -> torch.nn.Module:
+    """``model`` compiled by ``torch.compile`` (inductor, fixed shapes), or ``model`` itself where that cannot run.
+
+    ``compile``: False (eager, ``model`` itself), True or ``"auto"`` (CUDA graphs on a CUDA GPU, inductor's
+    ``"default"`` mode elsewhere) or one of ``COMPILE_MODES``. The compiled module shares ``model``'s parameters:
+    train it, then save and load ``model`` (the compiled wrapper's state dict prefixes every key with
+    ``_orig_mod.``). Compiling happens at the first call (tens of seconds on a CPU, less with inductor's cache
+    from an earlier run) and again for every new input shape. Where no compiler works (no C++ compiler, a torch
+    without inductor, a Python that dynamo does not support yet) one warning says why and ``model`` is returned:
+    the same results, without the speed-up. Measured on lesson 05's U-Net: bench/RESULTS.md.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise CourseInputError(f"model: expected a torch.nn.Module, got {type(model).__name__}.")
+    device = next(iter([*model.parameters(), *model.buffers()]), torch.empty(0)).device
+    mode = _compile_mode(compile, device.type)
+    if mode is None:
+        return model
+    problem = _check_compiler(device)
+    if problem is None:
+        try:
+            return torch.compile(model, mode=mode, dynamic=False, backend="inductor")
+        except Exception as error:  # noqa: BLE001 - e.g. torch.compile refusing this Python version
+            problem = _describe(error)
+    warnings.warn(f"torch.compile cannot run here ({problem}); the model runs eagerly: the same results, "
+                  "without the speed-up. Pass compile=False to silence this.", RuntimeWarning, stacklevel=2)
+    return model
+
+
 @dataclass
 class _Run:
     """What ``train`` carries from one optimizer step to the next, and what a checkpoint keeps of it."""
@@ -429,6 +516,7 @@ class _Run:
     lrs: list[float] = field(default_factory=list)
     resumed_from: int | None = None
     batch_iter: Iterator[Any] = field(default_factory=lambda: iter(()))
+    forward_model: torch.nn.Module | None = None  # what loss_fn gets: the model, or it compiled (compile_model)
 
 
 def _check_train_arguments(model: Any, loss_fn: Any, config: Any) -> list[torch.nn.Parameter]:
@@ -551,8 +639,11 @@ def _micro_batch_loss(run: _Run, loss_fn: Callable[..., torch.Tensor], item: Any
     batch = _to_device(run.batches.load(item), run.device)
     generator = step_generator(run.config.seed, run.step, micro)
     torch.manual_seed(_derive_seed(run.config.seed, 3, run.step, micro))
+    net = run.model if run.forward_model is None else run.forward_model
+    if net is not run.model and run.device.type == "cuda":
+        torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: the previous micro-batch's outputs are done with
     with torch.autocast(device_type=run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
-        loss = loss_fn(run.model, batch, generator)
+        loss = loss_fn(net, batch, generator)
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise CourseInputError("loss_fn: must return a scalar tensor (e.g. F.mse_loss(pred, target)).")
     return loss
@@ -678,6 +769,7 @@ def train(
     sample_fn: Callable[[torch.nn.Module, int], Any] | None = None,
     lr_schedule: Callable[[torch.optim.Optimizer], Any] | None = None,
     progress: bool = True,
+    compile: bool | str = False,
 ) -> TrainResult:
     """Train ``model`` with AdamW on ``loss_fn(model, batch, generator)`` until a budget runs out.
 
@@ -702,14 +794,21 @@ def train(
     together, as one process with ``grad_accum_steps`` times the number of processes would; only
     process 0 writes (see the module's notes; ``is_main_process`` tells a script which process it is).
 
+    ``compile`` (off by default): ``loss_fn`` gets the model compiled by :func:`compile_model` (True:
+    inductor on a CPU, CUDA graphs on a GPU); checkpoints, ``sample_fn`` and the EMA use the model itself,
+    so what is saved is the same either way. Compiling happens in the first step and counts against
+    ``time_budget_s``; where no compiler works, one warning and the eager model.
+
     Taught in lesson 03 (notebooks/03_fine_tuning.ipynb).
     """
     params = _check_train_arguments(model, loss_fn, config)
+    _check_compile(compile)
     run = _prepare_run(model, params, data, config, lr_schedule, _join_processes(model))
     _resume_or_start_over(run, resume)
     last_checkpoint = latest_checkpoint(run.root) if run.resumed_from is not None else None
     stopped_by, running = "steps", None
     start = time.monotonic()
+    run.forward_model = compile_model(model, compile)  # after joining the processes: on this process's device
     bar = _progress_bar(progress and run.group.main, run)
     model.train()
     while _steps_left(config, run.step):

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.settings import make_generator
+from course_lib.training import compile_model
 from course_lib.validate import CourseInputError, check_number, check_positive_int
 
 __all__ = [
@@ -350,6 +351,7 @@ def sample(
     eta: float = 0.0,
     progress: bool = True,
     clip: bool = True,
+    compile: bool | str = False,
 ) -> torch.Tensor:
     """Generate ``n`` clips of ``length`` samples (None: the model's ``sample_length``) in ``steps`` steps.
 
@@ -364,7 +366,9 @@ def sample(
     all from ``generator`` on the CPU (``settings.make_generator``: a generator, an int seed, or
     None): first the starting noise (n, C, length), then, if ``eta > 0``, one ``z`` per step except
     the last. Returns a float32 tensor (n, C, length) on the model's device, clipped to [-1, 1]
-    unless ``clip=False``. The model is put in eval mode.
+    unless ``clip=False``. The model is put in eval mode. ``compile=True`` runs the model compiled by
+    ``course_lib.training.compile_model`` (the first call compiles: worth it for many steps or many calls;
+    the same clips up to float rounding).
 
     Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
@@ -377,6 +381,7 @@ def sample(
     g = make_generator(generator)
     device = next(iter([*model.parameters(), *model.buffers()]), torch.empty(0)).device
     model.eval()
+    net = compile_model(model, compile)
     labels = labels.to(device) if labels is not None else None
     null = int(config.num_classes) if config.num_classes else None
     # Start from pure noise at sigma = 1, drawn on the CPU.
@@ -384,7 +389,7 @@ def sample(
     for i in progress_bar(range(steps), desc="sampling", disable=not progress, leave=False):
         s, s_next = float(sigmas[i]), float(sigmas[i + 1])
         # 1. The model's velocity at sigma (with guidance: v = v_null + w (v_class - v_null)).
-        v = _guided_v(model, x, s, labels, null, guidance_scale)
+        v = _guided_v(net, x, s, labels, null, guidance_scale)
         # 2. One step down: sigma -> sigma_next.
         x = sampler_step(x, v, s, s_next, eta=eta, generator=g)
     return x.clamp(-1.0, 1.0) if clip else x

@@ -459,6 +459,9 @@ class UNet1D(PretrainedModel):
 
     # ---------------------------------------------------------------------------- checks
 
+    # Under torch.compile (``training.compile_model``) the checks run eagerly, outside the graph: reading a
+    # value (``bool(...)``, ``int(...)``) would otherwise split the network into several graphs.
+    @torch.compiler.disable
     def _check_inputs(self, x: Any, sigma: Any, class_labels: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         c = self.config
         if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 3:
