@@ -27,26 +27,9 @@ import json
 import shutil
 from pathlib import Path
 
-from .repos import SEED, _repo_dir, _write_json
+from .repos import SEED, _randomise_codebooks, _repo_dir, _write_json
 
 MELODY_ID = "facebook/musicgen-melody"
-
-
-def _randomise_codebooks(model, seed: int) -> None:
-    """Give EnCodec's codebooks random entries: a fresh model's are all zero, so every code would sound alike."""
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for layer in model.audio_encoder.quantizer.layers:
-            book = layer.codebook
-            book.embed.copy_(torch.randn(book.embed.shape, generator=generator))
-            if hasattr(book, "embed_avg"):
-                book.embed_avg.copy_(book.embed)
-            if hasattr(book, "cluster_size"):
-                book.cluster_size.fill_(1.0)
-            if hasattr(book, "inited"):
-                book.inited.fill_(True)
 
 
 def build_musicgen_melody(root: str | Path) -> Path:

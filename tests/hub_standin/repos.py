@@ -147,6 +147,23 @@ def build_audio_diffusion(root: str | Path) -> Path:
 # ----------------------------------------------------------------------------- musicgen-small
 
 
+def _randomise_codebooks(model, seed: int) -> None:
+    """Give EnCodec's codebooks random entries: a fresh model's are all zero, so every code would sound alike."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in model.audio_encoder.quantizer.layers:
+            book = layer.codebook
+            book.embed.copy_(torch.randn(book.embed.shape, generator=generator))
+            if hasattr(book, "embed_avg"):
+                book.embed_avg.copy_(book.embed)
+            if hasattr(book, "cluster_size"):
+                book.cluster_size.fill_(1.0)
+            if hasattr(book, "inited"):
+                book.inited.fill_(True)
+
+
 def build_musicgen(root: str | Path) -> Path:
     """``facebook/musicgen-small`` with its real configuration numbers and tiny widths and depths.
 
@@ -186,17 +203,7 @@ def build_musicgen(root: str | Path) -> Path:
     )
     config = MusicgenConfig(text_encoder=text_config, audio_encoder=audio_config, decoder=decoder_config)
     model = MusicgenForConditionalGeneration(config).eval()
-    generator = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():  # a fresh EnCodec has all-zero codebooks: every code would sound the same
-        for layer in model.audio_encoder.quantizer.layers:
-            book = layer.codebook
-            book.embed.copy_(torch.randn(book.embed.shape, generator=generator))
-            if hasattr(book, "embed_avg"):
-                book.embed_avg.copy_(book.embed)
-            if hasattr(book, "cluster_size"):
-                book.cluster_size.fill_(1.0)
-            if hasattr(book, "inited"):
-                book.inited.fill_(True)
+    _randomise_codebooks(model, SEED)
     model.save_pretrained(folder, safe_serialization=True)
     # The real generation config (written by hand: save_pretrained would add this version's defaults).
     _write_json(folder / "generation_config.json", {
