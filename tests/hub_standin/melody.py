@@ -27,7 +27,7 @@ import json
 import shutil
 from pathlib import Path
 
-from .repos import SEED, _randomise_codebooks, _repo_dir, _write_json
+from .repos import SEED, TINY_MUSICGEN_DECODER, _randomise_codebooks, _repo_dir, _tiny_t5_and_encodec_configs, _write_json
 
 MELODY_ID = "facebook/musicgen-melody"
 
@@ -42,35 +42,17 @@ def build_musicgen_melody(root: str | Path) -> Path:
     """
     import torch
     from transformers import (
-        EncodecConfig,
         MusicgenMelodyConfig,
         MusicgenMelodyDecoderConfig,
         MusicgenMelodyForConditionalGeneration,
-        T5Config,
     )
 
     from course_lib.hub import checkpoint_dir
 
     folder = _repo_dir(root, "model", MELODY_ID)
     torch.manual_seed(SEED + 1)
-    text_config = T5Config(  # real: t5-base (768 wide, 12 layers)
-        vocab_size=32128, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=4,
-        relative_attention_num_buckets=32, relative_attention_max_distance=128, dropout_rate=0.1,
-        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, feed_forward_proj="relu",
-    )
-    audio_config = EncodecConfig(  # real: facebook/encodec_32khz (hidden 128, 64 filters, codebook_dim 128)
-        sampling_rate=32_000, audio_channels=1, target_bandwidths=[2.2], hidden_size=16, num_filters=4,
-        num_residual_layers=1, upsampling_ratios=[8, 5, 4, 4], num_lstm_layers=1, codebook_size=2048,
-        codebook_dim=16, use_causal_conv=False, norm_type="weight_norm", normalize=False,
-        chunk_length_s=None, overlap=None, use_conv_shortcut=False,
-    )
-    if audio_config.num_quantizers != 4 or audio_config.frame_rate != 50:
-        raise AssertionError(f"EnCodec: {audio_config.num_quantizers} quantizers at {audio_config.frame_rate} Hz")
-    decoder_config = MusicgenMelodyDecoderConfig(  # real: hidden 1536, 48 layers, 24 heads, ffn 6144
-        vocab_size=2048, max_position_embeddings=2048, num_hidden_layers=1, ffn_dim=64, num_attention_heads=4,
-        hidden_size=32, num_codebooks=4, audio_channels=1, pad_token_id=2048, bos_token_id=2048,
-        dropout=0.1, activation_function="gelu",
-    )
+    text_config, audio_config = _tiny_t5_and_encodec_configs()
+    decoder_config = MusicgenMelodyDecoderConfig(**TINY_MUSICGEN_DECODER)
     config = MusicgenMelodyConfig(text_encoder=text_config, audio_encoder=audio_config, decoder=decoder_config,
                                   num_chroma=12, chroma_length=235)
     model = MusicgenMelodyForConditionalGeneration(config).eval()

@@ -164,6 +164,35 @@ def _randomise_codebooks(model, seed: int) -> None:
                 book.inited.fill_(True)
 
 
+# musicgen-small's and musicgen-melody's stand-ins share these tiny widths (the real numbers are in the comments).
+TINY_MUSICGEN_DECODER = dict(  # real: hidden 1024 (small) / 1536 (melody), 24 / 48 layers
+    vocab_size=2048, max_position_embeddings=2048, num_hidden_layers=1, ffn_dim=64, num_attention_heads=4,
+    hidden_size=32, num_codebooks=4, audio_channels=1, pad_token_id=2048, bos_token_id=2048,
+    dropout=0.1, activation_function="gelu",
+)
+
+
+def _tiny_t5_and_encodec_configs():
+    """A tiny T5 text encoder (T5's real vocabulary) and a tiny EnCodec with the real 32 kHz token layout
+    (4 codebooks of 2048 codes, 50 frames/s)."""
+    from transformers import EncodecConfig, T5Config
+
+    text_config = T5Config(  # real: t5-base (768 wide, 12 layers)
+        vocab_size=32128, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=4,
+        relative_attention_num_buckets=32, relative_attention_max_distance=128, dropout_rate=0.1,
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, feed_forward_proj="relu",
+    )
+    audio_config = EncodecConfig(  # real: facebook/encodec_32khz (hidden 128, 64 filters, codebook_dim 128)
+        sampling_rate=32_000, audio_channels=1, target_bandwidths=[2.2], hidden_size=16, num_filters=4,
+        num_residual_layers=1, upsampling_ratios=[8, 5, 4, 4], num_lstm_layers=1, codebook_size=2048,
+        codebook_dim=16, use_causal_conv=False, norm_type="weight_norm", normalize=False,
+        chunk_length_s=None, overlap=None, use_conv_shortcut=False,
+    )
+    if audio_config.num_quantizers != 4 or audio_config.frame_rate != 50:
+        raise AssertionError(f"EnCodec: {audio_config.num_quantizers} quantizers at {audio_config.frame_rate} Hz")
+    return text_config, audio_config
+
+
 def build_musicgen(root: str | Path) -> Path:
     """``facebook/musicgen-small`` with its real configuration numbers and tiny widths and depths.
 
@@ -173,34 +202,12 @@ def build_musicgen(root: str | Path) -> Path:
     The tokenizer files are the course's tiny T5 tokenizer (``checkpoints/tiny-musicgen``).
     """
     import torch
-    from transformers import (
-        EncodecConfig,
-        MusicgenConfig,
-        MusicgenDecoderConfig,
-        MusicgenForConditionalGeneration,
-        T5Config,
-    )
+    from transformers import MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration
 
     folder = _repo_dir(root, "model", MUSICGEN_ID)
     torch.manual_seed(SEED)
-    text_config = T5Config(
-        vocab_size=32128, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=4,
-        relative_attention_num_buckets=32, relative_attention_max_distance=128, dropout_rate=0.1,
-        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, feed_forward_proj="relu",
-    )
-    audio_config = EncodecConfig(
-        sampling_rate=32_000, audio_channels=1, target_bandwidths=[2.2], hidden_size=16, num_filters=4,
-        num_residual_layers=1, upsampling_ratios=[8, 5, 4, 4], num_lstm_layers=1, codebook_size=2048,
-        codebook_dim=16, use_causal_conv=False, norm_type="weight_norm", normalize=False,
-        chunk_length_s=None, overlap=None, use_conv_shortcut=False,
-    )
-    if audio_config.num_quantizers != 4 or audio_config.frame_rate != 50:
-        raise AssertionError(f"EnCodec: {audio_config.num_quantizers} quantizers at {audio_config.frame_rate} Hz")
-    decoder_config = MusicgenDecoderConfig(
-        vocab_size=2048, max_position_embeddings=2048, num_hidden_layers=1, ffn_dim=64, num_attention_heads=4,
-        hidden_size=32, num_codebooks=4, audio_channels=1, pad_token_id=2048, bos_token_id=2048,
-        dropout=0.1, activation_function="gelu",
-    )
+    text_config, audio_config = _tiny_t5_and_encodec_configs()
+    decoder_config = MusicgenDecoderConfig(**TINY_MUSICGEN_DECODER)
     config = MusicgenConfig(text_encoder=text_config, audio_encoder=audio_config, decoder=decoder_config)
     model = MusicgenForConditionalGeneration(config).eval()
     _randomise_codebooks(model, SEED)
