@@ -194,13 +194,14 @@ def _class_names(model: Any) -> list[str]:
 
 def generate_drums(model: Any, n_per_class: int, steps: int = 50, guidance_scale: float = 2.0, eta: float = 0.0,
                    seed: int = 0, classes: Sequence[str] | None = None, batch_size: int = 64,
-                   progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                   progress: bool = True, sampler: str = "ddim") -> tuple[torch.Tensor, torch.Tensor]:
     """``n_per_class`` hits of every class: audio (N, T) float32 on the CPU and labels (N,).
 
     Rows are interleaved like :func:`real_drums` (class 0, 1, 2, 3, 0, ...). Generation runs in
     batches of ``batch_size`` clips; batch ``b`` draws its noise from a generator seeded with
     ``(seed, b)``, so the result depends only on the arguments. ``classes`` picks some of the
-    model's classes (in that order). A stereo model's hits are mixed to mono.
+    model's classes (in that order). A stereo model's hits are mixed to mono. ``sampler``: ``"ddim"`` or
+    ``"heun"`` (see ``vdiffusion.sample``).
 
     Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
@@ -225,13 +226,13 @@ def generate_drums(model: Any, n_per_class: int, steps: int = 50, guidance_scale
         g = make_generator(seed * 1_000_003 + b)
         chunk = labels[start:start + bs]
         out.append(sample(model, len(chunk), None, steps, g, class_labels=chunk, guidance_scale=guidance_scale,
-                          eta=eta, progress=progress and len(starts) == 1).mean(dim=1).cpu())
+                          eta=eta, progress=progress and len(starts) == 1, sampler=sampler).mean(dim=1).cpu())
     return torch.cat(out), labels
 
 
 def evaluate_drum_model(model: Any, classifier: Any, n_per_class: int = 50, steps: int = 50,
                         guidance_scale: float = 2.0, eta: float = 0.0, seed: int = 1, real_seed: int = 3,
-                        progress: bool = True) -> dict[str, Any]:
+                        progress: bool = True, sampler: str = "ddim") -> dict[str, Any]:
     """Measure a drum model against held-out real hits, judged by ``classifier`` (the drum classifier).
 
     Generates ``n_per_class`` hits per class and returns a dict with:
@@ -255,7 +256,8 @@ def evaluate_drum_model(model: Any, classifier: Any, n_per_class: int = 50, step
     n_per = check_positive_int(n_per_class, "n_per_class", minimum=2)
     rate = int(model.config.sample_rate)
     length = int(model.config.sample_length)
-    gen_audio, gen_labels = generate_drums(model, n_per, steps, guidance_scale, eta, seed, progress=progress)
+    gen_audio, gen_labels = generate_drums(model, n_per, steps, guidance_scale, eta, seed, progress=progress,
+                                           sampler=sampler)
     real, real_labels = real_drums(2 * n_per, seed=real_seed, sample_rate=rate, length=length)
     half = len(real) // 2  # interleaved rows: each half has n_per hits of every class
     real_a, real_b = real[:half], real[half:]
@@ -275,6 +277,7 @@ def evaluate_drum_model(model: Any, classifier: Any, n_per_class: int = 50, step
         "eval_steps": int(steps),
         "guidance_scale": float(guidance_scale),
         "eta": float(eta),
+        "sampler": sampler,
         "seed": int(seed),
         "real_seed": int(real_seed),
     }

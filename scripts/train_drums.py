@@ -31,6 +31,7 @@ halves of the real set. Metrics, the loss curve and a model card are written nex
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -73,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale for the metrics")
     parser.add_argument("--config", choices=sorted(CONFIGS), default="laptop",
                         help="the U-Net's size: 'laptop' (what ships) or 'reference' (for GPUs; give --out)")
+    parser.add_argument("--sigma-data", type=float, default=1.0,
+                        help="diffuse the hits divided by this (their standard deviation is about 0.26; 1 = as they are)")
+    parser.add_argument("--noise-levels", choices=("uniform", "lognormal"), default="uniform",
+                        help="how training draws the noise levels (vdiffusion.v_loss)")
     parser.add_argument("--device", default="cpu",
                         help="cpu or cuda (under accelerate launch, each process takes its own GPU)")
     args = parser.parse_args(argv)
@@ -108,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if main_process:
         print(f"data: {source}, {tuple(audio.shape)} ({time.time() - started:.1f} s)", flush=True)
 
+    config = config.replace(sigma_data=args.sigma_data)
     model = UNet1D(config, seed=args.seed).to(device)
     n_params = model.num_parameters()
     if main_process:
@@ -119,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     schedule = cosine_after_warmup(50, args.max_steps, 0.1)
     result = training.train(
-        model, data, vdiffusion.v_loss, train_config, resume=True,
+        model, data, functools.partial(vdiffusion.v_loss, noise_levels=args.noise_levels), train_config, resume=True,
         lr_schedule=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule), progress=main_process,
     )
     if not main_process:  # the other processes of an accelerate launch: process 0 writes everything
@@ -137,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     info = {
         "train_steps": result.steps, "train_seconds": round(train_seconds, 1), "batch_size": args.batch_size,
         "lr": args.lr, "ema": args.ema, "seed": args.seed, "parameters": n_params, "data": source,
+        "sigma_data": args.sigma_data, "noise_levels": args.noise_levels,
         "loss_last_100": round(float(losses[-100:].mean()), 5), "threads": args.threads,
         "weights_bytes": (out / "model.safetensors").stat().st_size,
     }

@@ -291,7 +291,7 @@ def test_evaluation_measures_what_it_says(model, clf):
     result = drums.evaluate_drum_model(model, clf, n_per_class=2, steps=2, seed=1, real_seed=3, progress=False)
     assert set(result) == {"class_accuracy", "class_accuracy_per_class", "real_accuracy", "fd_generated",
                            "fd_real_halves", "fd_ratio", "eval_samples", "eval_steps", "guidance_scale", "eta",
-                           "seed", "real_seed"}
+                           "sampler", "seed", "real_seed"}
     assert list(result["class_accuracy_per_class"]) == list(DRUM_CLASSES)
     assert all(0.0 <= v <= 1.0 for v in result["class_accuracy_per_class"].values())
     assert 0.0 <= result["class_accuracy"] <= 1.0 and 0.0 <= result["real_accuracy"] <= 1.0

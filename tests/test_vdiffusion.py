@@ -157,6 +157,39 @@ def test_v_loss_draws_sigma_then_noise_then_the_dropout():
     torch.testing.assert_close(loss, vd.v_loss_at(FixedOutput("input"), x0, sigma, noise))
 
 
+def test_v_loss_lognormal_noise_levels():
+    """ln tan(sigma pi / 2) is N(ln 2 - 1.2, 1.2²): Karras et al.'s levels for unit-variance data."""
+    model = FixedOutput("zeros")
+    vd.v_loss(model, torch.zeros(20000, 1, 2), 7, noise_levels="lognormal")
+    sigma = model.calls[0][1].double()
+    log_t = torch.log(torch.tan(sigma * math.pi / 2))
+    assert log_t.mean().item() == pytest.approx(math.log(2) - 1.2, abs=0.03)
+    assert log_t.std().item() == pytest.approx(1.2, abs=0.03)
+    assert 0 < sigma.min() and sigma.max() < 1
+    uniform = FixedOutput("zeros")
+    vd.v_loss(uniform, torch.zeros(20000, 1, 2), 7)
+    assert uniform.calls[0][1].mean().item() == pytest.approx(0.5, abs=0.01)
+    with pytest.raises(CourseInputError, match="noise_levels: expected 'uniform' or 'lognormal'"):
+        vd.v_loss(model, torch.zeros(2, 1, 2), 7, noise_levels="edm")
+
+
+def test_sigma_data_scales_what_is_diffused_and_what_comes_out():
+    x0 = torch.tensor([[[1.0, -1.0]]])
+    noise = torch.tensor([[[0.0, 2.0]]])
+    scaled = FixedOutput("zeros")
+    scaled.config.sigma_data = 2.0
+    # The model sees and learns x0 / 2: the same as an ordinary model on x0 / 2.
+    assert vd.v_loss_at(scaled, x0, torch.tensor([0.5]), noise).item() == pytest.approx(
+        vd.v_loss_at(FixedOutput("zeros"), x0 / 2, torch.tensor([0.5]), noise).item())
+    torch.testing.assert_close(scaled.calls[0][0], vd.add_noise(x0 / 2, noise, torch.tensor([0.5])))
+    plain, twice = UNet1D(tiny_config(num_classes=0), seed=0), UNet1D(tiny_config(num_classes=0, sigma_data=0.5), seed=0)
+    a = vd.sample(plain, 2, 1024, 3, 5, progress=False, clip=False)
+    b = vd.sample(twice, 2, 1024, 3, 5, progress=False, clip=False)
+    torch.testing.assert_close(b, 0.5 * a)
+    with pytest.raises(CourseInputError, match="sigma_data: expected a positive number"):
+        tiny_config(sigma_data=0)
+
+
 def test_v_loss_class_dropout_extremes_and_names():
     x0 = torch.zeros(3, 1, 8)
     model = FixedOutput(num_classes=3)
@@ -231,6 +264,32 @@ def test_ddim_sampler_is_the_exact_linear_map_for_gaussian_data(steps):
     torch.testing.assert_close(out, gain * start, rtol=1e-4, atol=1e-6)
     if steps == 100:
         assert gain == pytest.approx(0.5, rel=0.02)  # with enough steps: std 1 -> the data's std 0.5
+
+
+def test_heun_is_second_order_on_gaussian_data():
+    """The exact ODE maps noise of std 1 to std s: Heun's error falls 4x per doubling of steps, DDIM's 2x."""
+    model = GaussianOracle(0.5)
+    start = torch.randn((2, 1, 512), generator=torch.Generator().manual_seed(3))
+    err = {}
+    for sampler, steps in itertools.product(("ddim", "heun"), (4, 8, 16)):
+        out = vd.sample(model, 2, 512, steps, 3, progress=False, clip=False, sampler=sampler)
+        err[sampler, steps] = abs(float((out / start).mean()) - 0.5)
+    assert 3.5 < err["heun", 8] / err["heun", 16] < 4.5
+    assert 1.7 < err["ddim", 8] / err["ddim", 16] < 2.2
+    assert err["heun", 8] < err["ddim", 16] / 2  # 14 model calls beat 16
+    calls = FixedOutput("zeros")
+    vd.sample(calls, 1, 8, 5, 0, progress=False, sampler="heun")
+    assert len(calls.calls) == 2 * 5 - 2  # no correction at the first (sigma 1) and last (sigma 0) steps
+
+
+def test_heun_bad_input():
+    x = torch.zeros(1, 1, 8)
+    with pytest.raises(CourseInputError, match="0 < sigma_next < sigma < 1"):
+        vd.heun_step(x, x, x, x, 1.0, 0.5)
+    with pytest.raises(CourseInputError, match="v_next: expected a tensor shaped like x"):
+        vd.heun_step(x, x, x, torch.zeros(1, 1, 4), 0.6, 0.5)
+    with pytest.raises(CourseInputError, match="'heun' \\(eta=0 only\\)"):
+        vd.sample(FixedOutput("zeros"), 1, 8, 4, 0, eta=0.5, sampler="heun", progress=False)
 
 
 @pytest.mark.parametrize("eta", [0.5, 1.0])

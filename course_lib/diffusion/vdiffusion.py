@@ -49,6 +49,7 @@ __all__ = [
     "alpha_beta",
     "class_indices",
     "denoise",
+    "heun_step",
     "sample",
     "sampler_step",
     "sigma_schedule",
@@ -126,6 +127,15 @@ def sigma_schedule(steps: int) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
+LOGNORMAL_MEAN = -1.2 + math.log(2.0)  # Karras et al.'s P_mean at sigma_data 0.5, in unit-variance units
+LOGNORMAL_STD = 1.2
+
+
+def _sigma_data(model: Any) -> float:
+    """The scale the model diffuses at (``config.sigma_data``; 1 for configs without one)."""
+    return float(getattr(getattr(model, "config", None), "sigma_data", 1.0))
+
+
 def _config(model: Any) -> Any:
     config = getattr(model, "config", None)
     if not isinstance(model, torch.nn.Module) or config is None or not hasattr(config, "num_classes"):
@@ -194,7 +204,8 @@ def v_loss_at(
 ) -> torch.Tensor:
     """The v-objective at given noise levels and noise: ``mean((model(x_sigma, sigma, c) - v)²)``.
 
-    ``x0`` and ``noise`` are (B, C, T), ``sigma`` is (B,). :func:`v_loss` draws them at random.
+    ``x0`` and ``noise`` are (B, C, T), ``sigma`` is (B,). :func:`v_loss` draws them at random. A model whose
+    config has ``sigma_data`` other than 1 learns ``x0 / sigma_data`` (and :func:`sample` scales back).
 
     Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
@@ -205,6 +216,7 @@ def v_loss_at(
         raise CourseInputError(f"noise: expected a tensor shaped like x0 {tuple(x0.shape)}, e.g. torch.randn_like(x0).")
     if not isinstance(sigma, torch.Tensor) or sigma.shape != (x0.shape[0],):
         raise CourseInputError(f"sigma: expected one noise level per item, a tensor of shape ({x0.shape[0]},).")
+    x0 = x0 / _sigma_data(model)  # diffuse at unit variance (1 unless the config says otherwise)
     x_sigma = add_noise(x0, noise, sigma)
     pred = model(x_sigma, sigma, class_labels)
     return F.mse_loss(pred.float(), v_target(x0, noise, sigma).float())
@@ -216,6 +228,7 @@ def v_loss(
     generator: torch.Generator | int | None = None,
     class_labels: Any = None,
     p_uncond: float = 0.1,
+    noise_levels: str = "uniform",
 ) -> torch.Tensor:
     """The v-diffusion training loss for a batch of clean clips ``x0`` (B, C, T).
 
@@ -225,10 +238,15 @@ def v_loss(
     (3) only with class labels: ``u ~ U[0, 1)`` per item, and items with ``u < p_uncond`` get the
     "null" class (classifier-free guidance training). Without labels every item is trained
     unconditionally. ``generator`` follows ``settings.make_generator``: a generator, an int seed,
-    or None (a seed drawn from torch's global generator).
+    or None (a seed drawn from torch's global generator). ``noise_levels="lognormal"`` maps the uniform
+    draw ``u`` through a normal quantile instead: ``ln tan(sigma pi / 2) ~ N(-0.5, 1.2²)``, the noise levels
+    of Karras et al. (2022) for unit-variance data (their ``P_mean = -1.2``, ``P_std = 1.2`` at
+    ``sigma_data = 0.5``), which train the middle levels more and both ends less.
 
     Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
+    if noise_levels not in ("uniform", "lognormal"):
+        raise CourseInputError(f"noise_levels: expected 'uniform' or 'lognormal', got {noise_levels!r}.")
     if isinstance(x0, (list, tuple)):
         if len(x0) != 2 or class_labels is not None:
             raise CourseInputError(
@@ -247,6 +265,9 @@ def v_loss(
     labels = class_indices(model, class_labels, n)
 
     sigma = torch.rand(n, generator=g)
+    if noise_levels == "lognormal":  # the same draw through the normal quantile: tan(sigma pi/2) log-normal
+        z = torch.special.ndtri(sigma.clamp(1e-6, 1 - 1e-6))
+        sigma = torch.atan(torch.exp(LOGNORMAL_MEAN + LOGNORMAL_STD * z)) * (2 / math.pi)
     noise = torch.randn(x0.shape, generator=g, dtype=torch.float32)
     if labels is not None:
         drop = torch.rand(n, generator=g) < p
@@ -316,6 +337,33 @@ def sampler_step(
     return x_next
 
 
+def heun_step(
+    x: torch.Tensor, v: torch.Tensor, x_next: torch.Tensor, v_next: torch.Tensor, sigma: float, sigma_next: float
+) -> torch.Tensor:
+    """Heun's second-order correction of a deterministic step from ``sigma`` to ``sigma_next``.
+
+    ``x_next`` is the DDIM step's result (:func:`sampler_step` with ``eta=0``) and ``v_next`` the model's
+    velocity there. In the variables of Karras et al. (2022), ``y = x / alpha`` and ``t = beta / alpha``, the
+    DDIM step is Euler's method for ``dy/dt = noise_hat``: ``y' = y + (t' - t) noise_hat``. Heun averages the
+    slope at both ends, ``y' = y + (t' - t) (noise_hat + noise_hat') / 2``, which is exact to second order in
+    the step. Needs ``0 < sigma_next < sigma < 1`` (``t`` is infinite at sigma = 1).
+    """
+    sigma = check_number(sigma, "sigma", 0, 1)
+    sigma_next = check_number(sigma_next, "sigma_next", 0, sigma)
+    if not 0 < sigma_next < sigma < 1:
+        raise CourseInputError(f"heun_step needs 0 < sigma_next < sigma < 1, got sigma={sigma}, "
+                               f"sigma_next={sigma_next}; take a plain sampler_step at the first and last steps.")
+    for name, t in (("v", v), ("x_next", x_next), ("v_next", v_next)):
+        if not isinstance(t, torch.Tensor) or not isinstance(x, torch.Tensor) or t.shape != x.shape:
+            raise CourseInputError(f"{name}: expected a tensor shaped like x {tuple(getattr(x, 'shape', ()))}.")
+    alpha, beta = math.cos(sigma * math.pi / 2), math.sin(sigma * math.pi / 2)
+    alpha_next, beta_next = math.cos(sigma_next * math.pi / 2), math.sin(sigma_next * math.pi / 2)
+    noise_hat = beta * x + alpha * v  # the slope dy/dt at the start ...
+    noise_hat_next = beta_next * x_next + alpha_next * v_next  # ... and at the Euler (DDIM) end point
+    y_next = x / alpha + (beta_next / alpha_next - beta / alpha) * 0.5 * (noise_hat + noise_hat_next)
+    return alpha_next * y_next
+
+
 def _check_sample_args(model: Any, n: Any, length: Any, class_labels: Any, guidance_scale: Any,
                        eta: Any) -> tuple[Any, int, int, torch.Tensor | None, float, float]:
     """``sample``'s arguments, checked: (config, n, length, labels, guidance_scale, eta)."""
@@ -352,6 +400,7 @@ def sample(
     progress: bool = True,
     clip: bool = True,
     compile: bool | str = False,
+    sampler: str = "ddim",
 ) -> torch.Tensor:
     """Generate ``n`` clips of ``length`` samples (None: the model's ``sample_length``) in ``steps`` steps.
 
@@ -365,10 +414,12 @@ def sample(
     one per clip. ``guidance_scale`` > 1 strengthens the class (two passes per step). Randomness,
     all from ``generator`` on the CPU (``settings.make_generator``: a generator, an int seed, or
     None): first the starting noise (n, C, length), then, if ``eta > 0``, one ``z`` per step except
-    the last. Returns a float32 tensor (n, C, length) on the model's device, clipped to [-1, 1]
-    unless ``clip=False``. The model is put in eval mode. ``compile=True`` runs the model compiled by
+    the last. Returns a float32 tensor (n, C, length) on the model's device, times the config's
+    ``sigma_data`` (1 for most models), clipped to [-1, 1] unless ``clip=False``. The model is put in
+    eval mode. ``compile=True`` runs the model compiled by
     ``course_lib.training.compile_model`` (the first call compiles: worth it for many steps or many calls;
-    the same clips up to float rounding).
+    the same clips up to float rounding). ``sampler="heun"`` (with ``eta=0``) corrects every step but the
+    first and the last with :func:`heun_step`: second order, ``2 * steps - 2`` model calls instead of ``steps``.
 
     Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
@@ -377,6 +428,9 @@ def sample(
     # Validate every argument once.
     config, n, length, labels, guidance_scale, eta = _check_sample_args(model, n, length, class_labels,
                                                                         guidance_scale, eta)
+    if sampler not in ("ddim", "heun") or (sampler == "heun" and eta != 0):
+        raise CourseInputError(f"sampler: expected 'ddim' (any eta) or 'heun' (eta=0 only), got {sampler!r} "
+                               f"with eta={eta}.")
     sigmas = sigma_schedule(steps)
     g = make_generator(generator)
     device = next(iter([*model.parameters(), *model.buffers()]), torch.empty(0)).device
@@ -391,5 +445,10 @@ def sample(
         # 1. The model's velocity at sigma (with guidance: v = v_null + w (v_class - v_null)).
         v = _guided_v(net, x, s, labels, null, guidance_scale)
         # 2. One step down: sigma -> sigma_next.
-        x = sampler_step(x, v, s, s_next, eta=eta, generator=g)
+        x_next = sampler_step(x, v, s, s_next, eta=eta, generator=g)
+        # 3. Heun only: look again from where the step landed and average the two slopes.
+        if sampler == "heun" and 0 < s_next and s < 1:
+            x_next = heun_step(x, v, x_next, _guided_v(net, x_next, s_next, labels, null, guidance_scale), s, s_next)
+        x = x_next
+    x = x * _sigma_data(model)  # back to the data's scale (a no-op for sigma_data = 1)
     return x.clamp(-1.0, 1.0) if clip else x

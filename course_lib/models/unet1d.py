@@ -76,6 +76,9 @@ class UNet1DConfig:
     level, from full resolution down. ``sample_rate`` and ``sample_length`` describe the clips the
     model was made for (the forward pass accepts any length that ``length_multiple`` divides).
     ``num_classes=0`` makes an unconditional model; otherwise ``class_names`` names the classes.
+    ``sigma_data`` (default 1) is the scale the diffusion works at: ``vdiffusion`` trains on ``x0 / sigma_data``
+    and multiplies its samples back, so data of standard deviation ``sigma_data`` is diffused at unit variance
+    (the preconditioning of Karras et al. 2022, in v form).
     The defaults are those of ``CONFIGS["laptop"]``.
 
     Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
@@ -95,6 +98,7 @@ class UNet1DConfig:
     resnet_groups: int = 8
     num_classes: int = 4
     class_names: tuple[str, ...] = DRUM_CLASS_NAMES
+    sigma_data: float = 1.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -152,6 +156,11 @@ class UNet1DConfig:
             self.class_names
         ):
             raise CourseInputError(f"class_names: expected distinct non-empty strings, got {self.class_names!r}.")
+        if isinstance(self.sigma_data, bool) or not isinstance(self.sigma_data, (int, float)) or not (
+                0 < self.sigma_data < math.inf):
+            raise CourseInputError(f"sigma_data: expected a positive number (the training clips' standard deviation, "
+                                   f"or 1.0 to diffuse them as they are), got {self.sigma_data!r}.")
+        self.sigma_data = float(self.sigma_data)
         if self.sample_length % self.length_multiple:
             raise CourseInputError(
                 f"sample_length: {self.sample_length} is not a multiple of {self.length_multiple} "
