@@ -212,6 +212,73 @@ class SpectralLoss(torch.nn.Module):
         return loss / len(MEL_SCALES)
 
 
+class BandEnergyLoss(torch.nn.Module):
+    """L1 between log band energies (64 mel bands, n_fft 1024) pooled over 8 frames (93 ms): level, not detail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("fb", mel_filterbank(SAMPLE_RATE, 1024, 64, norm=None).float())
+        self.register_buffer("win", torch.hann_window(1024))
+
+    def energies(self, x: torch.Tensor) -> torch.Tensor:
+        power = torch.stft(x, 1024, 256, window=self.win, return_complex=True).abs().pow(2) / self.win.sum() ** 2
+        return torch.log10(F.avg_pool1d(self.fb @ power, 8, 4).clamp_min(1e-9))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(self.energies(y), self.energies(x))
+
+
+class STFTDiscriminator(torch.nn.Module):
+    """A small discriminator on the complex STFT (real and imaginary parts as two channels), as in EnCodec's
+    multi-scale STFT discriminator but narrower; returns its logits and the features of every layer."""
+
+    def __init__(self, n_fft: int, channels: int = 16) -> None:
+        super().__init__()
+        self.n_fft = n_fft
+        self.register_buffer("win", torch.hann_window(n_fft))
+        conv = torch.nn.Conv2d
+        self.convs = torch.nn.ModuleList([conv(2, channels, (3, 9), padding=(1, 4))] + [
+            conv(channels, channels, (3, 9), stride=(1, 2), padding=(1, 4)) for _ in range(3)] + [
+            conv(channels, channels, 3, padding=1)])
+        self.out = conv(channels, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        spec = torch.stft(x, self.n_fft, self.n_fft // 4, window=self.win, return_complex=True)
+        h = torch.stack([spec.real, spec.imag], 1).transpose(2, 3)  # (B, 2, frames, bins)
+        features = []
+        for layer in self.convs:
+            h = F.leaky_relu(layer(h), 0.2)
+            features.append(h)
+        return self.out(h), features
+
+
+class Adversary:
+    """Three STFT discriminators (n_fft 512, 1024, 2048) with hinge losses and feature matching."""
+
+    def __init__(self) -> None:
+        self.discs = torch.nn.ModuleList([STFTDiscriminator(n) for n in (512, 1024, 2048)])
+        self.opt = torch.optim.AdamW(self.discs.parameters(), lr=3e-4, betas=(0.5, 0.9))
+
+    def generator_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Hinge loss of the fakes ``y`` plus relative L1 between the real and fake features."""
+        total = x.new_zeros(())
+        for disc in self.discs:
+            logits, fake = disc(y)
+            with torch.no_grad():
+                _, real = disc(x)
+            match = sum(F.l1_loss(f, r) / (r.abs().mean() + 1e-5) for f, r in zip(fake, real)) / len(fake)
+            total = total + F.relu(1 - logits).mean() + match
+        return total / len(self.discs)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """One discriminator update on real ``x`` and (detached) fake ``y``; returns its loss."""
+        loss = sum(F.relu(1 - d(x)[0]).mean() + F.relu(1 + d(y.detach())[0]).mean() for d in self.discs)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return float(loss) / len(self.discs)
+
+
 # ---------------------------------------------------------------------------------------------- training
 
 
@@ -241,13 +308,16 @@ def train_codec(model: Any, audio: torch.Tensor, args: argparse.Namespace,
     crop = int(SAMPLE_RATE * args.crop_seconds) // hop * hop
     trainer = CodebookTrainer(model.quantizer, generator=gen)
     spectral = SpectralLoss()
+    band = BandEnergyLoss() if args.loss == "band" else None
+    adversary = Adversary() if args.loss == "adversarial" else None
     params = list(model.encoder.parameters()) + list(model.decoder.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
     model.train()
-    data_dependent_init(model, random_crops(audio, 4 * args.batch_size, crop, gen))
-    with torch.no_grad():  # k-means on the untrained encoder's outputs of a few batches
-        z0 = torch.cat([model.encoder(random_crops(audio, args.batch_size, crop, gen)) for _ in range(4)])
-        trainer.kmeans_init(z0)
+    if not args.init:  # a fresh codec; a fine-tuned one keeps its weights and codebooks
+        data_dependent_init(model, random_crops(audio, 4 * args.batch_size, crop, gen))
+        with torch.no_grad():  # k-means on the untrained encoder's outputs of a few batches
+            z0 = torch.cat([model.encoder(random_crops(audio, args.batch_size, crop, gen)) for _ in range(4)])
+            trainer.kmeans_init(z0)
     log: list[dict[str, float]] = []
     losses: list[float] = []
     start = time.time()
@@ -265,11 +335,18 @@ def train_codec(model: Any, audio: torch.Tensor, args: argparse.Namespace,
         y = model.decoder(zq)[..., : x.shape[-1]]
         l1 = F.l1_loss(y, x)
         spec = spectral(x[:, 0], y[:, 0])
-        loss = 0.1 * l1 + spec + 0.25 * commit
+        if band is not None:  # band energies instead of the waveform L1
+            loss = spec + 2.0 * band(x[:, 0], y[:, 0]) + 0.25 * commit
+        elif adversary is not None:
+            loss = 0.1 * l1 + spec + adversary.generator_loss(x[:, 0], y[:, 0]) + 0.25 * commit
+        else:
+            loss = 0.1 * l1 + spec + 0.25 * commit
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        if adversary is not None:
+            adversary.step(x[:, 0], y[:, 0])
         losses.append(float(loss.detach()))
         step += 1
         if step % 50 == 0 or step == 1:
@@ -360,7 +437,7 @@ Codebooks: k-means start, EMA updates (decay 0.97),
 dead codes restarted; quantizer dropout over 1, 2 and 4 codebooks. AdamW (lr {info['lr']}, betas 0.8/0.99),
 warm-up then cosine decay, gradient clipping at 1. {info['steps']} steps in {info['train_seconds']:.0f} s of
 training ({info['total_seconds']:.0f} s in all) on {info['threads']} CPU thread(s), seed {info['seed']}; final
-loss {info['final_loss']:.3f}. Losses in `losses.json`, the training log in `metrics.json`.
+loss {info['final_loss']:.3f}. Losses in `losses.json`, the training log in `metrics.json`.{info['variant']}
 
 ## Reproduce
 
@@ -383,6 +460,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--chiptune-weight", type=float, default=1.0,
                         help="draw chiptune clips this many times as often as the others' (3 with --minutes 26 "
                              "was tried: chiptune still 0 %% recognised after the round trip; see bench/RESULTS.md)")
+    parser.add_argument("--loss", choices=("plain", "band", "adversarial"), default="plain",
+                        help="plain: the shipped loss; band: log band energies instead of the waveform L1; "
+                             "adversarial: plus three STFT discriminators (tried as fine-tunes: bench/RESULTS.md)")
+    parser.add_argument("--init", default=None, help="fine-tune this saved codec instead of a fresh one")
+    parser.add_argument("--only-style", choices=MUSIC_STYLES, default=None, help="train on this style's clips only")
     args = parser.parse_args(argv)
 
     from transformers import EncodecModel
@@ -392,7 +474,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     train = music_set(args.n_train, TRAIN_SEED0)
     held = music_set(args.n_eval, HELD_OUT_SEED0)
-    model = EncodecModel(codec_config(num_filters=args.num_filters))
+    model = EncodecModel.from_pretrained(args.init) if args.init else EncodecModel(
+        codec_config(num_filters=args.num_filters))
+    if args.only_style:
+        keep = train["labels"] == MUSIC_STYLES.index(args.only_style)
+        train = {"audio": train["audio"][keep], "labels": train["labels"][keep]}
     # The codec turns every held-out chiptune clip into rock (to the style classifier's ears); --chiptune-weight
     # draws chiptune clips more often (tried, did not help: bench/RESULTS.md).
     weights = None if args.chiptune_weight == 1.0 else (
@@ -406,7 +492,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     info = {
         "eval": results, "steps": run["steps"], "train_seconds": round(run["train_seconds"], 1),
         "threads": args.threads, "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
-        "crop_seconds": args.crop_seconds, "chiptune_weight": args.chiptune_weight,
+        "crop_seconds": args.crop_seconds, "chiptune_weight": args.chiptune_weight, "loss": args.loss,
+        "init": args.init, "only_style": args.only_style,
         "weighting": "" if weights is None else f"; chiptune clips drawn {args.chiptune_weight:g} times as often",
         "n_train": len(train["audio"]), "n_eval": len(held["audio"]),
         "final_loss": sum(run["losses"][-50:]) / max(1, len(run["losses"][-50:])),
@@ -415,6 +502,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "num_filters": model.config.num_filters, "command": command_line(parser, args),
     }
     write_json(out / "losses.json", [round(x, 4) for x in run["losses"]], indent=None)
+    info["variant"] = "".join([
+        f"\n\n**Variant:** loss `{args.loss}` (see the script's `--loss`)." if args.loss != "plain" else "",
+        f" Fine-tuned from `{args.init}`, not trained from scratch." if args.init else "",
+        f" Trained on {args.only_style} clips only." if args.only_style else ""])
     info["total_seconds"] = round(time.time() - t0, 1)
     info["megabytes"] = folder_megabytes(out)
     write_json(out / "metrics.json", {**{k: v for k, v in info.items()}, "log": run["log"]}, indent=1)
