@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ __all__ = [
     "load_drum_model",
     "generate_drums",
     "evaluate_drum_model",
+    "tail_level_db",
     "export_one_shots",
 ]
 
@@ -230,6 +232,29 @@ def generate_drums(model: Any, n_per_class: int, steps: int = 50, guidance_scale
     return torch.cat(out), labels
 
 
+def tail_level_db(audio: Any, tail: float = 0.25) -> torch.Tensor:
+    """How far each hit has decayed by its end: the RMS of its last ``tail`` share against its peak, in dB.
+
+    ``audio`` is (N, T) or (T,); returns (N,) (one value for a single hit), e.g. -63 dB for a real hi-hat
+    that has died away and -38 dB for one whose tail still hisses. A silent hit gives -inf.
+
+    Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
+    """
+    x = as_float_tensor(audio, "audio")
+    single = x.ndim == 1
+    x = x[None] if single else x
+    if x.ndim != 2 or x.shape[-1] < 4:
+        raise CourseInputError(f"audio: expected hits (N, samples) or one hit (samples,), got {tuple(x.shape)}; "
+                               "mix stereo hits to mono first, e.g. audio.mean(dim=1).")
+    tail = check_number(tail, "tail (the share of each hit at its end, e.g. 0.25)", 0, 1)
+    start = min(x.shape[-1] - 1, int(round(x.shape[-1] * (1 - tail))))
+    rms = x[:, start:].double().pow(2).mean(dim=-1).sqrt()
+    peak = x.double().abs().amax(dim=-1)
+    level = 20 * torch.log10(rms / peak.clamp_min(1e-12))
+    level = level.where(rms > 0, torch.tensor(-math.inf, dtype=torch.float64)).float()
+    return level[0] if single else level
+
+
 def evaluate_drum_model(model: Any, classifier: Any, n_per_class: int = 50, steps: int = 50,
                         guidance_scale: float = 2.0, eta: float = 0.0, seed: int = 1, real_seed: int = 3,
                         progress: bool = True, sampler: str = "ddim") -> dict[str, Any]:
@@ -241,7 +266,10 @@ def evaluate_drum_model(model: Any, classifier: Any, n_per_class: int = 50, step
       labels as the class they were generated for; ``real_accuracy``: the same for real hits;
     - ``fd_generated``: Fréchet distance of the generated set to a held-out real set of equal size,
       ``fd_real_halves``: the distance between that real set and a second one (the yardstick: what
-      sampling noise alone gives), and ``fd_ratio`` = generated / real-vs-real.
+      sampling noise alone gives), and ``fd_ratio`` = generated / real-vs-real;
+    - ``tail_db`` and ``tail_db_real``: per class, the median :func:`tail_level_db` of generated and real hits,
+      and ``tail_gap_db``, the largest amount by which a class's generated tails are louder than real ones;
+    - ``clipped``: the share of generated hits that reach full scale (|x| >= 0.999), clipped by the sampler.
 
     Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
@@ -266,6 +294,9 @@ def evaluate_drum_model(model: Any, classifier: Any, n_per_class: int = 50, step
     per_class = {c: float((pred[gen_labels == k] == k).float().mean()) for k, c in enumerate(names)}
     fd_gen = frechet_audio_distance(gen_audio, real_a, classifier, rate)
     fd_real = frechet_audio_distance(real_b, real_a, classifier, rate)
+    tails, real_tails = tail_level_db(gen_audio), tail_level_db(real_a)
+    tail_db = {c: float(tails[gen_labels == k].median()) for k, c in enumerate(names)}
+    tail_db_real = {c: float(real_tails[real_labels[:half] == k].median()) for k, c in enumerate(names)}
     return {
         "class_accuracy": round(float((pred == gen_labels).float().mean()), 4),
         "class_accuracy_per_class": {k: round(v, 4) for k, v in per_class.items()},
@@ -273,6 +304,10 @@ def evaluate_drum_model(model: Any, classifier: Any, n_per_class: int = 50, step
         "fd_generated": round(fd_gen, 3),
         "fd_real_halves": round(fd_real, 3),
         "fd_ratio": round(fd_gen / fd_real, 3) if fd_real > 0 else float("inf"),
+        "tail_db": {c: round(v, 1) for c, v in tail_db.items()},
+        "tail_db_real": {c: round(v, 1) for c, v in tail_db_real.items()},
+        "tail_gap_db": round(max(tail_db[c] - tail_db_real[c] for c in names), 1),
+        "clipped": round(float((gen_audio.abs().amax(dim=-1) >= 0.999).float().mean()), 4),
         "eval_samples": int(len(gen_audio)),
         "eval_steps": int(steps),
         "guidance_scale": float(guidance_scale),

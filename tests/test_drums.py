@@ -3,6 +3,8 @@ hits, generation and evaluation with a tiny untrained U-Net, DAW export, and loa
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -291,7 +293,7 @@ def test_evaluation_measures_what_it_says(model, clf):
     result = drums.evaluate_drum_model(model, clf, n_per_class=2, steps=2, seed=1, real_seed=3, progress=False)
     assert set(result) == {"class_accuracy", "class_accuracy_per_class", "real_accuracy", "fd_generated",
                            "fd_real_halves", "fd_ratio", "eval_samples", "eval_steps", "guidance_scale", "eta",
-                           "sampler", "seed", "real_seed"}
+                           "sampler", "seed", "real_seed", "tail_db", "tail_db_real", "tail_gap_db", "clipped"}
     assert list(result["class_accuracy_per_class"]) == list(DRUM_CLASSES)
     assert all(0.0 <= v <= 1.0 for v in result["class_accuracy_per_class"].values())
     assert 0.0 <= result["class_accuracy"] <= 1.0 and 0.0 <= result["real_accuracy"] <= 1.0
@@ -310,8 +312,32 @@ def test_evaluation_measures_what_it_says(model, clf):
     fd_real = frechet_audio_distance(real_b, real_a, clf, SR)
     assert result["fd_generated"] == round(fd_gen, 3) and result["fd_real_halves"] == round(fd_real, 3)
     assert result["fd_ratio"] == round(fd_gen / fd_real, 3)
+    tails, real_tails = drums.tail_level_db(gen), drums.tail_level_db(real_a)
+    for k, name in enumerate(DRUM_CLASSES):
+        assert result["tail_db"][name] == round(float(tails[gen_labels == k].median()), 1)
+        assert result["tail_db_real"][name] == round(float(real_tails[real_labels[:8] == k].median()), 1)
+    gaps = [float(tails[gen_labels == k].median()) - float(real_tails[real_labels[:8] == k].median()) for k in range(4)]
+    assert result["tail_gap_db"] == round(max(gaps), 1)
+    assert result["clipped"] == round(float((gen.abs().amax(dim=-1) >= 0.999).float().mean()), 4)
     # An untrained model's noise is far from real hits; two real halves are close.
     assert result["fd_ratio"] > 3 and result["real_accuracy"] >= 0.75
+
+
+def test_tail_level_of_an_exponential_decay():
+    """x = exp(-t / tau): the RMS of the last quarter against the peak 1, worked out in closed form."""
+    n, tau = 8000, 800.0
+    t = torch.arange(n, dtype=torch.float64)
+    hit = torch.exp(-t / tau)
+    a, b = 0.75 * n, n  # mean of exp(-2t/tau) over [a, b)
+    mean_sq = tau / 2 * (math.exp(-2 * a / tau) - math.exp(-2 * b / tau)) / (b - a)
+    assert drums.tail_level_db(hit).item() == pytest.approx(10 * math.log10(mean_sq), abs=0.05)  # about -35 dB
+    both = drums.tail_level_db(torch.stack([hit, torch.ones(n, dtype=torch.float64), torch.zeros(n)]))
+    assert both.shape == (3,) and both[1].item() == pytest.approx(0.0) and both[2].item() == -math.inf
+    assert drums.tail_level_db(hit, tail=0.5).item() > drums.tail_level_db(hit).item()  # the louder later half
+    with pytest.raises(CourseInputError, match="mix stereo hits to mono"):
+        drums.tail_level_db(torch.zeros(2, 2, 100))
+    with pytest.raises(CourseInputError, match="tail"):
+        drums.tail_level_db(hit, tail=1.5)
 
 
 def test_evaluation_needs_the_drum_classifier(model, clf):
