@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="diffuse the hits divided by this (their standard deviation is about 0.26; 1 = as they are)")
     parser.add_argument("--noise-levels", choices=("uniform", "lognormal"), default="uniform",
                         help="how training draws the noise levels (vdiffusion.v_loss)")
+    parser.add_argument("--quiet-weighting", type=float, default=0.0,
+                        help="weight the loss towards each hit's quiet tail (vdiffusion.quiet_weights' power; 0 = off)")
     parser.add_argument("--device", default="cpu",
                         help="cpu or cuda (under accelerate launch, each process takes its own GPU)")
     args = parser.parse_args(argv)
@@ -125,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     schedule = cosine_after_warmup(50, args.max_steps, 0.1)
     result = training.train(
-        model, data, functools.partial(vdiffusion.v_loss, noise_levels=args.noise_levels), train_config, resume=True,
+        model, data, functools.partial(vdiffusion.v_loss, noise_levels=args.noise_levels,
+                                        quiet_weighting=args.quiet_weighting), train_config, resume=True,
         lr_schedule=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule), progress=main_process,
     )
     if not main_process:  # the other processes of an accelerate launch: process 0 writes everything
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     info = {
         "train_steps": result.steps, "train_seconds": round(train_seconds, 1), "batch_size": args.batch_size,
         "lr": args.lr, "ema": args.ema, "seed": args.seed, "parameters": n_params, "data": source,
-        "sigma_data": args.sigma_data, "noise_levels": args.noise_levels,
+        "sigma_data": args.sigma_data, "noise_levels": args.noise_levels, "quiet_weighting": args.quiet_weighting,
         "loss_last_100": round(float(losses[-100:].mean()), 5), "threads": args.threads,
         "weights_bytes": (out / "model.safetensors").stat().st_size,
     }

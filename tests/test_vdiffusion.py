@@ -173,6 +173,27 @@ def test_v_loss_lognormal_noise_levels():
         vd.v_loss(model, torch.zeros(2, 1, 2), 7, noise_levels="edm")
 
 
+def test_quiet_weights_count_the_tail_more():
+    t = torch.arange(4096, dtype=torch.float32)
+    hit = (torch.exp(-t / 400) * torch.sin(t))[None, None]  # a decaying tone: loud start, quiet tail
+    w = vd.quiet_weights(hit, 1.0)
+    assert w.shape == hit.shape and w.mean().item() == pytest.approx(1.0, rel=1e-5)
+    assert w[..., -500:].mean() > 20 * w[..., :500].mean()  # envelope ~1 vs ~1e-4 (+ the 0.01 floor)
+    torch.testing.assert_close(vd.quiet_weights(hit, 0.0), torch.ones_like(hit))
+    x0, noise, sigma = hit.repeat(2, 1, 1), torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(0)), \
+        torch.tensor([0.3, 0.7])
+    plain = vd.v_loss_at(FixedOutput("zeros"), x0, sigma, noise)
+    torch.testing.assert_close(vd.v_loss_at(FixedOutput("zeros"), x0, sigma, noise, weights=torch.ones_like(x0)), plain)
+    v = vd.v_target(x0, noise, sigma)
+    weighted = vd.v_loss_at(FixedOutput("zeros"), x0, sigma, noise, weights=vd.quiet_weights(x0, 1.0))
+    torch.testing.assert_close(weighted, (vd.quiet_weights(x0, 1.0) * v.pow(2)).mean())
+    # v_loss draws as before and only adds the weights.
+    drawn = vd.v_loss(FixedOutput("zeros"), x0, 3, quiet_weighting=1.0)
+    twin = torch.Generator().manual_seed(3)
+    s, n = torch.rand(2, generator=twin), torch.randn(x0.shape, generator=twin)
+    torch.testing.assert_close(drawn, vd.v_loss_at(FixedOutput("zeros"), x0, s, n, weights=vd.quiet_weights(x0, 1.0)))
+
+
 def test_sigma_data_scales_what_is_diffused_and_what_comes_out():
     x0 = torch.tensor([[[1.0, -1.0]]])
     noise = torch.tensor([[[0.0, 2.0]]])

@@ -50,6 +50,7 @@ __all__ = [
     "class_indices",
     "denoise",
     "heun_step",
+    "quiet_weights",
     "sample",
     "sampler_step",
     "sigma_schedule",
@@ -195,17 +196,31 @@ def class_indices(model: Any, class_labels: Any, n: int) -> torch.Tensor | None:
 # --------------------------------------------------------------------------------------------
 
 
+def quiet_weights(x0: torch.Tensor, power: float, window: int = 255, floor: float = 0.01) -> torch.Tensor:
+    """Per-sample loss weights that count the quiet parts of each clip more: ``(envelope + floor) ** -power``.
+
+    The envelope is the moving maximum of ``|x0|`` over ``window`` samples; the weights of each clip are scaled to
+    mean 1, so ``power=0`` gives all ones and the loss keeps its size. Used by :func:`v_loss`'s
+    ``quiet_weighting`` to aim training at the tails that a drum hit decays into.
+    """
+    env = F.max_pool1d(x0.detach().abs().float(), window, stride=1, padding=window // 2)
+    w = (env + floor).pow(-float(power))
+    return w / w.mean(dim=(1, 2), keepdim=True)
+
+
 def v_loss_at(
     model: torch.nn.Module,
     x0: torch.Tensor,
     sigma: torch.Tensor,
     noise: torch.Tensor,
     class_labels: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The v-objective at given noise levels and noise: ``mean((model(x_sigma, sigma, c) - v)²)``.
 
     ``x0`` and ``noise`` are (B, C, T), ``sigma`` is (B,). :func:`v_loss` draws them at random. A model whose
     config has ``sigma_data`` other than 1 learns ``x0 / sigma_data`` (and :func:`sample` scales back).
+    ``weights`` (shaped like ``x0``) weight the squared errors, e.g. :func:`quiet_weights`.
 
     Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
@@ -219,7 +234,9 @@ def v_loss_at(
     x0 = x0 / _sigma_data(model)  # diffuse at unit variance (1 unless the config says otherwise)
     x_sigma = add_noise(x0, noise, sigma)
     pred = model(x_sigma, sigma, class_labels)
-    return F.mse_loss(pred.float(), v_target(x0, noise, sigma).float())
+    if weights is None:
+        return F.mse_loss(pred.float(), v_target(x0, noise, sigma).float())
+    return (weights * (pred.float() - v_target(x0, noise, sigma).float()).pow(2)).mean()
 
 
 def v_loss(
@@ -229,6 +246,7 @@ def v_loss(
     class_labels: Any = None,
     p_uncond: float = 0.1,
     noise_levels: str = "uniform",
+    quiet_weighting: float = 0.0,
 ) -> torch.Tensor:
     """The v-diffusion training loss for a batch of clean clips ``x0`` (B, C, T).
 
@@ -241,7 +259,8 @@ def v_loss(
     or None (a seed drawn from torch's global generator). ``noise_levels="lognormal"`` maps the uniform
     draw ``u`` through a normal quantile instead: ``ln tan(sigma pi / 2) ~ N(-0.5, 1.2²)``, the noise levels
     of Karras et al. (2022) for unit-variance data (their ``P_mean = -1.2``, ``P_std = 1.2`` at
-    ``sigma_data = 0.5``), which train the middle levels more and both ends less.
+    ``sigma_data = 0.5``), which train the middle levels more and both ends less. ``quiet_weighting`` > 0
+    weights the squared error by :func:`quiet_weights` of that power (0: the plain mean).
 
     Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
@@ -273,7 +292,8 @@ def v_loss(
         drop = torch.rand(n, generator=g) < p
         labels = torch.where(drop, torch.full_like(labels, int(_config(model).num_classes)), labels)
         labels = labels.to(x0.device)
-    return v_loss_at(model, x0, sigma.to(x0.device), noise.to(x0.device, x0.dtype), labels)
+    weights = quiet_weights(x0, quiet_weighting) if quiet_weighting else None
+    return v_loss_at(model, x0, sigma.to(x0.device), noise.to(x0.device, x0.dtype), labels, weights)
 
 
 # --------------------------------------------------------------------------------------------
