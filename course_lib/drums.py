@@ -196,14 +196,17 @@ def _class_names(model: Any) -> list[str]:
 
 def generate_drums(model: Any, n_per_class: int, steps: int = 50, guidance_scale: float = 2.0, eta: float = 0.0,
                    seed: int = 0, classes: Sequence[str] | None = None, batch_size: int = 64,
-                   progress: bool = True, sampler: str = "ddim") -> tuple[torch.Tensor, torch.Tensor]:
+                   progress: bool = True, sampler: str = "ddim",
+                   peak_limit: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_per_class`` hits of every class: audio (N, T) float32 on the CPU and labels (N,).
 
     Rows are interleaved like :func:`real_drums` (class 0, 1, 2, 3, 0, ...). Generation runs in
     batches of ``batch_size`` clips; batch ``b`` draws its noise from a generator seeded with
     ``(seed, b)``, so the result depends only on the arguments. ``classes`` picks some of the
     model's classes (in that order). A stereo model's hits are mixed to mono. ``sampler``: ``"ddim"`` or
-    ``"heun"`` (see ``vdiffusion.sample``).
+    ``"heun"`` (see ``vdiffusion.sample``). ``peak_limit``: None clamps to [-1, 1], so a hit the sampler makes
+    louder than full scale is clipped; a number (e.g. 0.95, the loudest course-made hit) scales every hit that
+    peaks above it down to it instead, so none is clipped.
 
     Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
@@ -221,14 +224,20 @@ def generate_drums(model: Any, n_per_class: int, steps: int = 50, guidance_scale
     n_per = check_positive_int(n_per_class, "n_per_class")
     bs = check_positive_int(batch_size, "batch_size")
     seed = check_positive_int(seed, "seed", minimum=0)
+    limit = None if peak_limit is None else check_number(peak_limit, "peak_limit (e.g. 0.95; None clamps)", 0, 1)
+    if limit == 0:
+        raise CourseInputError("peak_limit: 0 would silence every hit; use e.g. 0.95, or None to clamp.")
     labels = torch.tensor([names.index(c) for _ in range(n_per) for c in wanted])
     out = []
     starts = range(0, len(labels), bs)
     for b, start in enumerate(progress_bar(starts, desc="generating", disable=not progress or len(starts) == 1)):
         g = make_generator(seed * 1_000_003 + b)
         chunk = labels[start:start + bs]
-        out.append(sample(model, len(chunk), None, steps, g, class_labels=chunk, guidance_scale=guidance_scale,
-                          eta=eta, progress=progress and len(starts) == 1, sampler=sampler).mean(dim=1).cpu())
+        hits = sample(model, len(chunk), None, steps, g, class_labels=chunk, guidance_scale=guidance_scale,
+                      eta=eta, progress=progress and len(starts) == 1, sampler=sampler, clip=limit is None)
+        if limit is not None:  # scale down, do not clip
+            hits = hits * (limit / hits.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+        out.append(hits.mean(dim=1).cpu())
     return torch.cat(out), labels
 
 
@@ -257,7 +266,8 @@ def tail_level_db(audio: Any, tail: float = 0.25) -> torch.Tensor:
 
 def evaluate_drum_model(model: Any, classifier: Any, n_per_class: int = 50, steps: int = 50,
                         guidance_scale: float = 2.0, eta: float = 0.0, seed: int = 1, real_seed: int = 3,
-                        progress: bool = True, sampler: str = "ddim") -> dict[str, Any]:
+                        progress: bool = True, sampler: str = "ddim",
+                        peak_limit: float | None = None) -> dict[str, Any]:
     """Measure a drum model against held-out real hits, judged by ``classifier`` (the drum classifier).
 
     Generates ``n_per_class`` hits per class and returns a dict with:
@@ -269,7 +279,8 @@ def evaluate_drum_model(model: Any, classifier: Any, n_per_class: int = 50, step
       sampling noise alone gives), and ``fd_ratio`` = generated / real-vs-real;
     - ``tail_db`` and ``tail_db_real``: per class, the median :func:`tail_level_db` of generated and real hits,
       and ``tail_gap_db``, the largest amount by which a class's generated tails are louder than real ones;
-    - ``clipped``: the share of generated hits that reach full scale (|x| >= 0.999), clipped by the sampler.
+    - ``clipped``: the share of generated hits that reach full scale (|x| >= 0.999), clipped by the sampler
+      (``peak_limit``, passed to :func:`generate_drums`, scales such hits down instead).
 
     Taught in lesson 05 (notebooks/05_tiny_waveform_diffusion.ipynb).
     """
@@ -285,7 +296,7 @@ def evaluate_drum_model(model: Any, classifier: Any, n_per_class: int = 50, step
     rate = int(model.config.sample_rate)
     length = int(model.config.sample_length)
     gen_audio, gen_labels = generate_drums(model, n_per, steps, guidance_scale, eta, seed, progress=progress,
-                                           sampler=sampler)
+                                           sampler=sampler, peak_limit=peak_limit)
     real, real_labels = real_drums(2 * n_per, seed=real_seed, sample_rate=rate, length=length)
     half = len(real) // 2  # interleaved rows: each half has n_per hits of every class
     real_a, real_b = real[:half], real[half:]
@@ -313,6 +324,7 @@ def evaluate_drum_model(model: Any, classifier: Any, n_per_class: int = 50, step
         "guidance_scale": float(guidance_scale),
         "eta": float(eta),
         "sampler": sampler,
+        "peak_limit": peak_limit,
         "seed": int(seed),
         "real_seed": int(real_seed),
     }

@@ -268,6 +268,23 @@ def test_generation_is_seeded_per_batch(model):
     assert torch.equal(a[3:6], direct[:, 0])
 
 
+def test_peak_limit_scales_loud_hits_down_instead_of_clipping(model):
+    g = torch.Generator().manual_seed(0)
+    raw = sample(model, 8, None, 2, g, guidance_scale=2.0, progress=False, clip=False,
+                 class_labels=torch.tensor([0, 1, 2, 3] * 2))[:, 0]
+    peaks = raw.abs().amax(dim=-1)
+    assert (peaks < 0.9).any() and (peaks > 1).any()  # this untrained model's hits: some quiet, some overshoot
+    limited, _ = drums.generate_drums(model, 2, steps=2, seed=0, progress=False, peak_limit=0.9)
+    torch.testing.assert_close(limited, raw * (0.9 / peaks).clamp(max=1.0)[:, None])  # quiet ones untouched
+    assert limited.abs().amax() <= 0.9 + 1e-6
+    clamped, _ = drums.generate_drums(model, 2, steps=2, seed=0, progress=False)
+    assert torch.equal(clamped, raw.clamp(-1, 1))
+    with pytest.raises(CourseInputError, match="peak_limit"):
+        drums.generate_drums(model, 1, steps=1, peak_limit=0, progress=False)
+    with pytest.raises(CourseInputError, match="peak_limit"):
+        drums.generate_drums(model, 1, steps=1, peak_limit=1.5, progress=False)
+
+
 def test_generate_drums_rejects_bad_requests(model):
     with pytest.raises(CourseInputError, match="'cowbell' is not one of the model's classes"):
         drums.generate_drums(model, 1, steps=1, classes=["kick", "cowbell"], progress=False)
@@ -293,7 +310,8 @@ def test_evaluation_measures_what_it_says(model, clf):
     result = drums.evaluate_drum_model(model, clf, n_per_class=2, steps=2, seed=1, real_seed=3, progress=False)
     assert set(result) == {"class_accuracy", "class_accuracy_per_class", "real_accuracy", "fd_generated",
                            "fd_real_halves", "fd_ratio", "eval_samples", "eval_steps", "guidance_scale", "eta",
-                           "sampler", "seed", "real_seed", "tail_db", "tail_db_real", "tail_gap_db", "clipped"}
+                           "sampler", "seed", "real_seed", "tail_db", "tail_db_real", "tail_gap_db", "clipped",
+                           "peak_limit"}
     assert list(result["class_accuracy_per_class"]) == list(DRUM_CLASSES)
     assert all(0.0 <= v <= 1.0 for v in result["class_accuracy_per_class"].values())
     assert 0.0 <= result["class_accuracy"] <= 1.0 and 0.0 <= result["real_accuracy"] <= 1.0
