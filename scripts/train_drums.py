@@ -193,7 +193,9 @@ def _fd_note(m: dict) -> str:
         return "  That is within the course's target of 3x real-vs-real.\n"
     return ("  **This misses the course's target (within 3x of real-vs-real).** Every generated hit is heard as\n"
             "  its class, but the set sits apart from real hits in the judge's embedding, whose real hits are\n"
-            "  tightly packed (real-vs-real is tiny). A better model (more steps, more data) is open work;\n"
+            "  tightly packed (real-vs-real is tiny). Longer training and the recipes of stronger small\n"
+            "  diffusion models (EDM preconditioning, log-normal noise levels, a quiet-tail loss, Heun's\n"
+            "  sampler) did not close the gap within the laptop budget (bench/RESULTS.md, lesson 05);\n"
             "  `tests/test_drum_model.py` asserts what holds today and that the ratio stays far from an\n"
             "  untrained network's.\n")
 
