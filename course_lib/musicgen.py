@@ -106,6 +106,25 @@ class MusicGen:
         }
 
 
+def randomise_codebooks(model: Any, seed: int) -> None:
+    """Give an untrained MusicGen's EnCodec codebooks random entries (in place), so that codes sound different.
+
+    A fresh ``EncodecModel``'s codebooks are all zero, so every token would decode to the same sound; the course's
+    untrained stand-ins (``checkpoints/tiny-musicgen``, the test Hub's musicgen repos) fill them from ``seed``.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        for layer in model.audio_encoder.quantizer.layers:
+            book = layer.codebook
+            book.embed.copy_(torch.randn(book.embed.shape, generator=generator))
+            if hasattr(book, "embed_avg"):
+                book.embed_avg.copy_(book.embed)
+            if hasattr(book, "cluster_size"):
+                book.cluster_size.fill_(1.0)
+            if hasattr(book, "inited"):
+                book.inited.fill_(True)
+
+
 def load_musicgen(
     hub_id: str = DEFAULT_HUB_ID,
     local_dir: str | os.PathLike | None = None,

@@ -126,17 +126,9 @@ def build(out_dir: Path) -> dict:
             head.weight.mul_(LOGIT_GAIN)
 
     # EnCodec's codebooks start at zero: fill them so that different codes sound different.
-    generator = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for layer in model.audio_encoder.quantizer.layers:
-            book = layer.codebook
-            book.embed.copy_(torch.randn(book.embed.shape, generator=generator))
-            if hasattr(book, "embed_avg"):
-                book.embed_avg.copy_(book.embed.clone())
-            if hasattr(book, "cluster_size"):
-                book.cluster_size.fill_(1.0)
-            if hasattr(book, "inited"):
-                book.inited.fill_(True)
+    from course_lib.musicgen import randomise_codebooks
+
+    randomise_codebooks(model, SEED)
 
     gc = model.generation_config
     gc.decoder_start_token_id = CODEBOOK_SIZE

@@ -148,20 +148,10 @@ def build_audio_diffusion(root: str | Path) -> Path:
 
 
 def _randomise_codebooks(model, seed: int) -> None:
-    """Give EnCodec's codebooks random entries: a fresh model's are all zero, so every code would sound alike."""
-    import torch
+    """Give EnCodec's codebooks random entries (``course_lib.musicgen.randomise_codebooks``, the shipped stand-in's)."""
+    from course_lib.musicgen import randomise_codebooks
 
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for layer in model.audio_encoder.quantizer.layers:
-            book = layer.codebook
-            book.embed.copy_(torch.randn(book.embed.shape, generator=generator))
-            if hasattr(book, "embed_avg"):
-                book.embed_avg.copy_(book.embed)
-            if hasattr(book, "cluster_size"):
-                book.cluster_size.fill_(1.0)
-            if hasattr(book, "inited"):
-                book.inited.fill_(True)
+    randomise_codebooks(model, seed)
 
 
 # musicgen-small's and musicgen-melody's stand-ins share these tiny widths (the real numbers are in the comments).
